@@ -1,0 +1,1 @@
+"""Benchmarks reachable as ``vbayes bench NAME``, one module each with ``register(subparsers)``."""

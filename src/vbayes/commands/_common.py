@@ -1,0 +1,101 @@
+"""Options and helpers shared by the sub-commands that train and write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vbayes.errors import VBayesError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def add_run_args(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """``--out``, ``--overwrite``, ``--seed``, ``--device``, ``--data-dir``."""
+    parser.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of data files (MNIST IDX, UCI layout); default $VBAYES_DATA",
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """A ``torch.device`` from a user string, with a one-line error when unusable."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise VBayesError(f"unknown --device {name!r} (try cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VBayesError("--device cuda asked for, but no CUDA device is available")
+    return device
+
+
+def prepare_out(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Create the run directory, refusing to replace a previous run unless ``overwrite``.
+
+    A directory counts as a previous run when it holds ``config.json`` or ``metrics.json``.
+    Raises :class:`VBayesError` when the path cannot be written.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise VBayesError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and not overwrite:
+        if (out / "config.json").exists() or (out / "metrics.json").exists():
+            raise VBayesError(f"--out {out} already holds a run; pass --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
+        probe.close()
+    except OSError as err:
+        raise VBayesError(f"--out {out} cannot be written: {err.strerror or err}") from None
+    return out
