@@ -121,7 +121,7 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None) -> Imag
         check_images(name, x, y, str(found[img]))
         arrays[part] = (x, y, (1, *raw.shape[1:]))
     (xtr, ytr, shape), (xte, yte, _) = arrays["train"], arrays["test"]
-    tr_idx, va_idx, _ = stratified_split(ytr, (5 / 6, 1 / 6, 0.0), SPLIT_SEED)
+    tr_idx, _, va_idx = stratified_split(ytr, (5 / 6, 0.0, 1 / 6), SPLIT_SEED)
     x = np.concatenate([xtr, xte])
     y = np.concatenate([ytr, yte])
     te_idx = np.arange(len(xtr), len(x))
