@@ -1,0 +1,120 @@
+"""Finding ambiguous inputs: test digits whose sampled reconstructions look like two classes.
+
+A stochastic auto-encoder (VAE: S codes z ~ q(z|x); Bayesian AE: S weight samples) gives S
+reconstructions of one input. A digit classifier labels each reconstruction; an input is
+ambiguous when a substantial share of its reconstructions is judged to be one digit and
+another substantial share a second digit (the lecture's 4 / 9 confusion).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+class AmbiguityCounter:
+    """Accumulates, sample by sample, which class each input's reconstructions are judged to be.
+
+    Use as the ``on_sample`` callback of
+    :func:`vbayes.models.bae.sample_reconstructions`: each call receives one sampled code
+    ``(N, D)`` and one reconstruction ``(N, C, H, W)`` (pixel means in [0, 1]) per input.
+
+    Args:
+        classifier: maps ``(n, C, H, W)`` images to ``(n, K)`` logits.
+        n_inputs: N; n_classes: K.
+        chunk: images per classifier call (bounds memory).
+    """
+
+    def __init__(self, classifier: nn.Module, n_inputs: int, n_classes: int = 10, chunk: int = 4096) -> None:
+        self.classifier = classifier
+        self.counts = torch.zeros(n_inputs, n_classes, dtype=torch.int64)
+        self.prob_sum = torch.zeros(n_inputs, n_classes, dtype=torch.float64)
+        self.chunk = chunk
+
+    @torch.no_grad()
+    def __call__(self, z: Tensor, recon: Tensor, index: Tensor | None = None) -> None:
+        """Judge one reconstruction per input; ``index`` ``(n,)`` says which inputs when a chunk."""
+        was_training = self.classifier.training
+        self.classifier.eval()
+        try:
+            probs = torch.cat(
+                [torch.softmax(self.classifier(recon[i : i + self.chunk]), 1) for i in range(0, len(recon), self.chunk)]
+            ).cpu()
+        finally:
+            self.classifier.train(was_training)
+        idx = torch.arange(len(recon)) if index is None else index.cpu()
+        self.counts[idx, probs.argmax(1)] += 1
+        self.prob_sum[idx] += probs.double()
+
+    def result(self) -> "Ambiguity":
+        """The accumulated :class:`Ambiguity` (requires at least one sample of every input)."""
+        total = self.counts.sum(1, keepdim=True)
+        if int(total.min()) == 0:
+            raise ValueError("AmbiguityCounter: some inputs have no recorded reconstruction")
+        return Ambiguity(self.counts.double() / total, (self.prob_sum / total).float())
+
+
+@dataclass
+class Ambiguity:
+    """Per-input class judgement of the sampled reconstructions.
+
+    Attributes:
+        fractions: ``(N, K)`` share of each input's reconstructions whose most probable class
+            is k (rows sum to 1).
+        mean_probs: ``(N, K)`` classifier probabilities averaged over the reconstructions.
+    """
+
+    fractions: Tensor
+    mean_probs: Tensor
+
+    def top2(self) -> tuple[Tensor, Tensor]:
+        """``(classes (N, 2), fractions (N, 2))``: the two most frequent judgements per input.
+
+        Ties among classes are broken by the mean probability, so that an input whose
+        reconstructions are all one class still names a sensible runner-up.
+        """
+        key = self.fractions.double() + 1e-6 * self.mean_probs.double()
+        _, classes = key.topk(2, dim=1)
+        return classes, self.fractions.gather(1, classes).float()
+
+    def scores(self) -> Tensor:
+        """``(N,)`` ambiguity score: the runner-up's share of reconstructions, plus a tie-break.
+
+        The share is in [0, 0.5]; 0 means every reconstruction was judged the same digit.
+        The tie-break (under 1e-3) is the runner-up's mean probability, so inputs whose
+        reconstructions are all one digit are ranked by how close they come to a second one.
+        """
+        classes, fractions = self.top2()
+        runner_prob = self.mean_probs.gather(1, classes[:, 1:]).squeeze(1)
+        return fractions[:, 1] + 1e-3 * runner_prob
+
+
+def find_ambiguous(
+    ambiguity: Ambiguity, k: int, exclude: Tensor | None = None
+) -> list[tuple[int, int, int, float]]:
+    """The ``k`` most ambiguous inputs, most ambiguous first.
+
+    Args:
+        ambiguity: the judgement of each input's reconstructions.
+        k: how many to return (fewer when there are fewer inputs).
+        exclude: optional ``(N,)`` bool mask of inputs not to choose.
+
+    Returns:
+        ``[(index, class_a, class_b, runner_up_share), ...]`` where ``class_a`` is the most
+        frequent judgement and ``class_b`` the runner-up (share of reconstructions in [0, 0.5]).
+    """
+    if k < 1:
+        raise ValueError(f"find_ambiguous: k must be >= 1, got {k}")
+    scores = ambiguity.scores().clone()
+    if exclude is not None:
+        scores[exclude] = float("-inf")
+    classes, fractions = ambiguity.top2()
+    order = torch.argsort(scores, descending=True, stable=True)
+    out = []
+    for i in order[:k].tolist():
+        if scores[i] == float("-inf"):
+            break
+        out.append((i, int(classes[i, 0]), int(classes[i, 1]), float(fractions[i, 1])))
+    return out
