@@ -1,0 +1,250 @@
+"""The Bayesian auto-encoder: a distribution over the encoder's weights instead of over the code.
+
+A VAE puts the randomness in the hidden units, q(z|x) = N(mu(x), sigma(x)). The Bayesian AE
+keeps the code a deterministic function of the input and the weights, z = f_w(x), and puts a
+mean-field Gaussian posterior q(w) on the encoder's weights (Flipout layers by default; any
+estimator of :mod:`vbayes.layers`). The decoder is deterministic (optionally Bayesian too).
+Training minimises the per-example negative ELBO of the weights,
+
+    loss = E_q(w)[-log p(x | decoder(f_w(x)))] + KL(q(w) || p(w)) / N,
+
+one weight sample per mini-batch example (Flipout / LRT) or per mini-batch (Reparam). The
+output distribution of a reconstruction comes from S weight samples: S codes and S decoded
+images per input, summarised by :func:`sample_reconstructions` in bounded memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vbayes.models.likelihood import PixelLikelihood
+from vbayes.models.nets import build_networks
+
+DEFAULT_CHUNK_ROWS = 4096
+
+
+@dataclass
+class ReconstructionSamples:
+    """Summary of S sampled reconstructions of N inputs.
+
+    Attributes:
+        mean: ``(N, C, H, W)`` per-pixel mean over the S decoded images (pixel means in [0, 1]
+            for a Bernoulli likelihood).
+        std: ``(N, C, H, W)`` per-pixel standard deviation over the S decoded images (ddof 0).
+        codes: ``(S, N, D)`` the sampled latent codes.
+        n_samples: S.
+    """
+
+    mean: Tensor
+    std: Tensor
+    codes: Tensor
+    n_samples: int
+
+
+def sample_reconstructions(
+    sample_code: Callable[[Tensor], Tensor],
+    decode: Callable[[Tensor], Tensor],
+    x: Tensor,
+    n_samples: int = 100,
+    chunk: int = DEFAULT_CHUNK_ROWS,
+    on_sample: Callable[[Tensor, Tensor, Tensor], None] | None = None,
+) -> ReconstructionSamples:
+    """S stochastic reconstructions of each input, summarised per pixel in bounded memory.
+
+    Each of the S rounds draws fresh randomness for every input (a new weight sample for a
+    Bayesian AE, a new z ~ q(z|x) for a VAE), so the S reconstructions of one input are
+    independent whatever the layer estimator (a shared-sample Reparam layer included).
+
+    Args:
+        sample_code: ``(n, C, H, W)`` inputs -> ``(n, D)`` sampled codes, fresh randomness per call.
+        decode: ``(n, D)`` codes -> ``(n, C, H, W)`` decoded images (e.g. Bernoulli means).
+        x: ``(N, C, H, W)`` inputs.
+        n_samples: S >= 1.
+        chunk: at most this many inputs per forward pass; memory beyond the ``(N, C, H, W)``
+            accumulators and the ``(S, N, D)`` codes is O(chunk * C * H * W), whatever S.
+        on_sample: optional ``on_sample(z (n, D), recon (n, C, H, W), index (n,))`` called for
+            every chunk of every round (e.g. to classify each reconstruction).
+
+    Returns:
+        A :class:`ReconstructionSamples` (float32, on ``x``'s device).
+    """
+    if n_samples < 1:
+        raise ValueError(f"sample_reconstructions: n_samples must be >= 1, got {n_samples}")
+    if chunk < 1:
+        raise ValueError(f"sample_reconstructions: chunk must be >= 1, got {chunk}")
+    if x.dim() < 2 or len(x) == 0:
+        raise ValueError(f"sample_reconstructions: x must be a non-empty (N, ...) batch, got {tuple(x.shape)}")
+    n = len(x)
+    total = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
+    total_sq = torch.zeros_like(total)
+    codes: list[Tensor] = []
+    with torch.no_grad():
+        for _ in range(n_samples):
+            row: list[Tensor] = []
+            for start in range(0, n, chunk):
+                xc = x[start : start + chunk]
+                z = sample_code(xc)
+                recon = decode(z)
+                if recon.shape != xc.shape:
+                    raise ValueError(f"sample_reconstructions: decode returned {tuple(recon.shape)}, expected {tuple(xc.shape)}")
+                r64 = recon.double()
+                total[start : start + len(xc)] += r64
+                total_sq[start : start + len(xc)] += r64 * r64
+                row.append(z.detach())
+                if on_sample is not None:
+                    on_sample(z, recon, torch.arange(start, start + len(xc), device=x.device))
+            codes.append(torch.cat(row))
+    mean = total / n_samples
+    var = (total_sq / n_samples - mean * mean).clamp_min(0.0)
+    return ReconstructionSamples(mean.float(), var.sqrt().float(), torch.stack(codes).float(), n_samples)
+
+
+class BayesianAE(nn.Module):
+    """Auto-encoder with a variational posterior over the encoder's weights.
+
+    Args:
+        arch: ``"mlp"`` or ``"conv"``: the networks of :mod:`vbayes.models.nets`, the same as
+            the :class:`~vbayes.models.VAE` and :class:`~vbayes.models.AE` of the same options.
+        image_shape: ``(C, H, W)`` of the inputs.
+        latent: code size D >= 1.
+        hidden: hidden width (an int, or a sequence of widths for the MLP).
+        estimator: ``"flipout"`` (default), ``"reparam"`` or ``"lrt"``: how the Bayesian layers
+            sample (see :func:`vbayes.to_bayesian`).
+        bayesian_decoder: also put a weight posterior on the decoder (a variant).
+        prior: weight prior of the Bayesian layers (``None``: the layers' default).
+        likelihood: ``"bernoulli"`` (decoder gives logits) or ``"gaussian"`` (means in [0, 1]
+            through a sigmoid; ``gaussian_std`` fixed, or ``None`` to learn it).
+
+    Shapes: ``forward(x)`` ``(B, C, H, W)`` -> decoder output ``(B, C, H, W)`` (logits or means)
+    under a fresh weight sample (per example for Flipout / LRT, per call for Reparam).
+    """
+
+    def __init__(
+        self,
+        arch: str = "mlp",
+        image_shape: Sequence[int] = (1, 28, 28),
+        latent: int = 2,
+        hidden: int | Sequence[int] = 400,
+        estimator: str = "flipout",
+        bayesian_decoder: bool = False,
+        prior: Any = None,
+        likelihood: str = "bernoulli",
+        gaussian_std: float | None = None,
+    ) -> None:
+        super().__init__()
+        from vbayes import to_bayesian
+
+        if latent < 1:
+            raise ValueError(f"BayesianAE: latent must be >= 1, got {latent}")
+        self.likelihood = PixelLikelihood(likelihood, gaussian_std)
+        body, features, decoder = build_networks(arch, image_shape, latent, hidden)
+        if likelihood == "gaussian":
+            decoder = nn.Sequential(decoder, nn.Sigmoid())
+        kwargs: dict[str, Any] = {"estimator": estimator}
+        if prior is not None:
+            kwargs["prior"] = prior
+        self.encoder = to_bayesian(nn.Sequential(body, nn.Linear(features, latent)), **kwargs)
+        self.decoder = to_bayesian(decoder, **kwargs) if bayesian_decoder else decoder
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.latent = int(latent)
+        self.hparams: dict[str, Any] = {
+            "arch": arch,
+            "image_shape": list(self.image_shape),
+            "latent": self.latent,
+            "hidden": hidden if isinstance(hidden, int) else list(hidden),
+            "estimator": estimator,
+            "bayesian_decoder": bool(bayesian_decoder),
+            "prior": None if prior is None else repr(prior),
+            "likelihood": likelihood,
+            "gaussian_std": gaussian_std,
+        }
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` -> codes ``(B, D)`` under a fresh weight sample."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            shape = ", ".join(map(str, self.image_shape))
+            raise ValueError(f"BayesianAE: expected images (B, {shape}), got {tuple(x.shape)}")
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Codes ``(B, D)`` -> decoder output ``(B, C, H, W)`` (Bernoulli logits or Gaussian means)."""
+        return self.decoder(z)
+
+    def decode_mean(self, z: Tensor) -> Tensor:
+        """Codes ``(B, D)`` -> mean images ``(B, C, H, W)`` (for manifolds, blending, summaries)."""
+        return self.likelihood.mean(self.decode(z))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` -> decoder output ``(B, C, H, W)`` under a fresh weight sample."""
+        return self.decode(self.encode(x))
+
+    def reconstruction_nll(self, x: Tensor) -> Tensor:
+        """One-weight-sample ``-log p(x | decoder(f_w(x)))``, ``(B,)`` nats per example."""
+        return -self.likelihood.log_prob(self(x), x)
+
+    def kl_per_example(self, dataset_size: int) -> Tensor:
+        """KL(q(w) || p(w)) / N: the weights' share of the negative ELBO per example (nats)."""
+        from vbayes import kl_divergence
+
+        if dataset_size < 1:
+            raise ValueError(f"BayesianAE: dataset_size must be >= 1, got {dataset_size}")
+        return kl_divergence(self) / dataset_size
+
+    def loss(self, x: Tensor, dataset_size: int) -> Tensor:
+        """Negative ELBO per example: mean one-sample reconstruction NLL + KL(q(w) || p(w)) / N.
+
+        ``x`` ``(B, C, H, W)`` is both the input and the reconstruction target (binarise it
+        first for a Bernoulli likelihood); ``dataset_size`` is N, the number of training
+        examples, so the KL is paid once per pass over the data. Returns a scalar (nats).
+        """
+        from vbayes import elbo_loss
+
+        return elbo_loss(self.reconstruction_nll(x).mean(), self, dataset_size)
+
+    @torch.no_grad()
+    def expected_nll(self, x: Tensor, n_samples: int = 10, chunk: int = DEFAULT_CHUNK_ROWS) -> Tensor:
+        """E_q(w)[-log p(x | w)] per example by ``n_samples`` weight samples, ``(N,)`` nats."""
+        if n_samples < 1:
+            raise ValueError(f"BayesianAE: n_samples must be >= 1, got {n_samples}")
+        total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+        for _ in range(n_samples):
+            for i in range(0, len(x), chunk):
+                total[i : i + chunk] += self.reconstruction_nll(x[i : i + chunk]).double()
+        return (total / n_samples).float()
+
+    def sample_reconstructions(
+        self,
+        x: Tensor,
+        n_samples: int = 100,
+        chunk: int = DEFAULT_CHUNK_ROWS,
+        on_sample: Callable[[Tensor, Tensor, Tensor], None] | None = None,
+    ) -> ReconstructionSamples:
+        """S weight samples per input: per-pixel mean / std of the decoded images and the S codes.
+
+        ``x`` ``(N, C, H, W)``; see :func:`sample_reconstructions` for the memory bound and
+        ``on_sample``. The weights are sampled whatever the model's sampling mode.
+        """
+        from vbayes import sampling_mode
+
+        with sampling_mode(self, "sample"):
+            return sample_reconstructions(self.encode, self.decode_mean, x, n_samples, chunk, on_sample)
+
+    @torch.no_grad()
+    def mean_codes(self, x: Tensor, chunk: int = DEFAULT_CHUNK_ROWS) -> Tensor:
+        """Images ``(N, C, H, W)`` -> codes ``(N, D)`` under the posterior-mean weights."""
+        from vbayes import sampling_mode
+
+        with sampling_mode(self, "mean"):
+            return torch.cat([self.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Mean images ``(B, C, H, W)`` under the posterior-mean weights."""
+        from vbayes import sampling_mode
+
+        with sampling_mode(self, "mean"):
+            return self.decode_mean(self.encode(x))
