@@ -20,6 +20,7 @@ import io
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not file.is_file():
         raise CheckpointError(f"checkpoint {file} does not exist")
     try:
-        data = torch.load(file, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the error below says enough
+            warnings.simplefilter("ignore")
+            data = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to decode means a bad file
         reason = _first_line(err)
         if "Weights only load failed" in reason or "Unsupported global" in str(err):
