@@ -1,0 +1,85 @@
+"""``dropout``: Monte-Carlo dropout (Gal & Ghahramani 2016).
+
+A network with dropout after every hidden layer is trained on the (heteroscedastic) Gaussian
+negative log-likelihood plus weight decay; at prediction time dropout stays on and
+``n_samples`` stochastic forward passes form the predictive mixture. The weight decay follows
+the approximate-inference reading of dropout, ``lengthscale^2 (1 - p) / (2 N)`` per point, unless
+``weight_decay`` is given explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from vbayes.errors import VBayesError
+from vbayes.methods.base import (
+    GaussianHead,
+    Method,
+    Prediction,
+    mlp,
+    regression_or_classification_loss,
+    stack_predictions,
+    train_loop,
+)
+
+
+class DropoutMethod(Method):
+    """MC dropout; prediction has S = ``n_samples`` dropout masks.
+
+    Options: ``p`` dropout probability, ``n_samples``, ``lr``, ``batch_size``, ``steps``,
+    ``lengthscale`` (prior length-scale behind the default weight decay), ``weight_decay``
+    (None: derived from ``lengthscale``), ``activation``, ``noise``.
+    """
+
+    name: ClassVar[str] = "dropout"
+    defaults: ClassVar[dict[str, Any]] = {
+        "p": 0.05,
+        "n_samples": 100,
+        "lr": 3e-3,
+        "batch_size": 32,
+        "steps": 3000,
+        "lengthscale": 1.0,
+        "weight_decay": None,
+        "activation": "relu",
+        "noise": "heteroscedastic",
+    }
+
+    def _fit(self, x: Tensor, y: Tensor) -> None:
+        opt = self.options
+        if not 0.0 < float(opt["p"]) < 1.0:
+            raise VBayesError(f"dropout p must be in (0, 1), got {opt['p']}")
+        n = x.shape[0]
+        wd = opt["weight_decay"]
+        if wd is None:
+            wd = opt["lengthscale"] ** 2 * (1.0 - opt["p"]) / (2.0 * n)
+        self.info["weight_decay"] = float(wd)
+        self.head = GaussianHead(opt["noise"]) if self.task == "regression" else None
+        self.model = mlp(
+            x.shape[1], self.hidden, self.out_features, activation=opt["activation"], dropout=float(opt["p"])
+        )
+        params = list(self.model.parameters()) + (list(self.head.parameters()) if self.head else [])
+
+        def loss_fn(xb: Tensor, yb: Tensor) -> Tensor:
+            return regression_or_classification_loss(self.model(xb), yb, self.task, self.head).mean()
+
+        train_loop(
+            params,
+            loss_fn,
+            x,
+            y,
+            epochs=self.resolve_epochs(n, opt["batch_size"], opt["steps"]),
+            batch_size=opt["batch_size"],
+            lr=opt["lr"],
+            weight_decay=float(wd),
+            info=self.info,
+            modules=[self.model],
+        )
+
+    def _predict(self, x: Tensor) -> Prediction:
+        self.model.train()  # keep dropout on: each pass draws a new mask
+        outs = [self.model(x) for _ in range(int(self.options["n_samples"]))]
+        self.model.eval()
+        return stack_predictions(outs, self.task, self.head, self.info)

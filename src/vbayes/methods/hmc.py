@@ -1,0 +1,245 @@
+"""``hmc``: full-batch Hamiltonian Monte Carlo over all the weights of a small network.
+
+Model. An MLP ``D -> hidden... -> K`` whose parameters of all chains form one ``(C, P)`` tensor;
+the forward pass is a batched matmul over chains (``torch.baddbmm``), so C chains cost one
+computation. Prior: weights ``N(0, (prior_std / sqrt(fan_in))^2)`` (so the prior over functions
+stays O(1) as the width grows, Neal 1996) and biases ``N(0, prior_std^2)``.
+Regression likelihood ``N(y | f(x), 1 / tau)``: with ``noise="gamma"`` (default) the precision
+tau is sampled too, as ``log tau`` with a ``Gamma(gamma_shape, gamma_rate)`` prior on tau (rate
+0.01: weak; on standardised targets the data decide); with ``noise="fixed"`` tau is
+``1 / noise_std^2``. Classification likelihood: softmax / categorical.
+
+Sampling: :func:`~vbayes.methods.hmc_sampler.sample_hmc` (windowed step-size and diagonal mass
+adaptation). Chains start from ``init="map"`` (a short Adam run per chain from a prior draw,
+all chains at once) or ``init="prior"`` (the prior draw itself).
+
+Diagnostics in ``info``: ``rhat_max`` / ``ess_min`` are the rank-normalised split R-hat and bulk
+ESS over function-space quantities (the network output at up to 50 training inputs, plus
+``log tau``), which are identifiable; weights are not (hidden units can be permuted), so their
+figures ``rhat_max_params`` / ``ess_min_params`` are reported apart. Also ``divergences``
+(post-warm-up), ``step_size`` (mean over chains), ``accept_rate``, ``ess_per_second`` (ess_min
+over warm-up + sampling time) and ``grad_evals``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vbayes.errors import VBayesError
+from vbayes.methods.base import Method, Prediction
+from vbayes.methods.diagnostics import summarize
+from vbayes.methods.hmc_sampler import sample_hmc
+from vbayes.predictive import ClassificationPrediction, RegressionPrediction
+
+_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": F.gelu, "elu": F.elu}
+
+
+class BatchedMLP:
+    """An MLP evaluated for C parameter vectors at once.
+
+    ``sizes = (D, h1, ..., K)``; ``n_params`` = sum of ``fan_in * fan_out + fan_out``.
+    Layout of a parameter vector: for each layer, the ``(fan_in, fan_out)`` weight row-major,
+    then the ``(fan_out,)`` bias.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "relu") -> None:
+        if activation not in _ACTIVATIONS:
+            raise VBayesError(f"unknown activation {activation!r}; choose one of: {', '.join(_ACTIVATIONS)}")
+        self.sizes = tuple(int(s) for s in sizes)
+        self.act = _ACTIVATIONS[activation]
+        self.n_params = sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def prior_std(self, prior_std: float) -> Tensor:
+        """``(n_params,)`` prior standard deviations (weights scaled by ``1/sqrt(fan_in)``)."""
+        parts = []
+        for a, b in zip(self.sizes[:-1], self.sizes[1:]):
+            parts.append(torch.full((a * b,), prior_std / math.sqrt(a)))
+            parts.append(torch.full((b,), prior_std))
+        return torch.cat(parts)
+
+    def __call__(self, theta: Tensor, x: Tensor) -> Tensor:
+        """``theta`` ``(C, >= n_params)``, ``x`` ``(N, D)`` -> outputs ``(C, N, K)``."""
+        c = theta.shape[0]
+        h = x.unsqueeze(0).expand(c, *x.shape)
+        off = 0
+        n_layers = len(self.sizes) - 1
+        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            w = theta[:, off : off + a * b].reshape(c, a, b)
+            off += a * b
+            bias = theta[:, off : off + b].unsqueeze(1)
+            off += b
+            h = torch.baddbmm(bias, h, w)
+            if i < n_layers - 1:
+                h = self.act(h)
+        return h
+
+
+class HMCMethod(Method):
+    """Full-batch HMC on a small MLP; the prediction has S = ``num_chains * num_samples / thin``
+    draws (at most ``max_predict``, evenly thinned).
+
+    Options: ``num_chains`` (4), ``num_warmup`` (500), ``num_samples`` (500), ``thin`` (1),
+    ``n_leapfrog`` (32), ``target_accept`` (0.8), ``prior_std`` (1.0), ``noise`` (``gamma`` or
+    ``fixed``), ``noise_std`` (fixed noise, standardised units), ``gamma_shape`` (1.0),
+    ``gamma_rate`` (0.01), ``init`` (``map`` or ``prior``), ``init_steps`` (300 Adam steps),
+    ``activation`` (relu), ``max_params`` (20,000: larger networks raise VBayesError),
+    ``max_predict`` (1000). ``epochs`` is ignored (HMC counts iterations, not epochs).
+    """
+
+    name: ClassVar[str] = "hmc"
+    defaults: ClassVar[dict[str, Any]] = {
+        "num_chains": 4,
+        "num_warmup": 500,
+        "num_samples": 500,
+        "thin": 1,
+        "n_leapfrog": 32,
+        "target_accept": 0.8,
+        "prior_std": 1.0,
+        "noise": "gamma",
+        "noise_std": None,
+        "gamma_shape": 1.0,
+        "gamma_rate": 0.01,
+        "init": "map",
+        "init_steps": 300,
+        "activation": "relu",
+        "max_params": 20000,
+        "max_predict": 1000,
+        "n_diag_points": 50,
+    }
+
+    # -- model -------------------------------------------------------------------------------
+    def _build(self, d: int) -> None:
+        opt = self.options
+        k = self.n_classes if self.task == "classification" else 1
+        self.net = BatchedMLP((d, *self.hidden, k), opt["activation"])
+        if self.net.n_params > int(opt["max_params"]):
+            raise VBayesError(
+                f"hmc: the network has {self.net.n_params} parameters, more than max_params={opt['max_params']}; "
+                "HMC is for small networks (use fewer hidden units or smaller inputs)"
+            )
+        if self.task == "regression" and opt["noise"] not in ("gamma", "fixed"):
+            raise VBayesError(f"hmc: unknown noise {opt['noise']!r}; choose gamma or fixed")
+        self.learn_noise = self.task == "regression" and opt["noise"] == "gamma"
+        if self.task == "regression" and not self.learn_noise:
+            if opt["noise_std"] is None or not float(opt["noise_std"]) > 0:
+                raise VBayesError("hmc: noise='fixed' needs noise_std > 0")
+        self.n_params = self.net.n_params + (1 if self.learn_noise else 0)
+        self.prior_sd = self.net.prior_std(float(opt["prior_std"]))
+
+    def log_prob(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """Unnormalised log posterior ``(C,)`` of ``theta`` ``(C, P)`` given all the data."""
+        w = theta[:, : self.net.n_params]
+        lp = -0.5 * ((w / self.prior_sd) ** 2).sum(1)
+        out = self.net(theta, x)  # (C, N, K)
+        if self.task == "classification":
+            return lp + torch.log_softmax(out, -1).gather(2, y.view(1, -1, 1).expand(out.shape[0], -1, 1)).sum((1, 2))
+        f = out[..., 0]
+        if self.learn_noise:
+            s = theta[:, -1]  # log precision
+            a, b = float(self.options["gamma_shape"]), float(self.options["gamma_rate"])
+            lp = lp + a * s - b * s.exp()
+        else:
+            s = torch.full_like(theta[:, 0], -2.0 * math.log(float(self.options["noise_std"])))
+        n = y.shape[0]
+        return lp + 0.5 * n * s - 0.5 * s.exp() * ((y - f) ** 2).sum(1)
+
+    def _init(self, x: Tensor, y: Tensor, c: int) -> Tensor:
+        theta = torch.randn(c, self.n_params) * torch.cat([self.prior_sd, torch.ones(self.n_params - self.net.n_params)])
+        if self.learn_noise:
+            theta[:, -1] = 0.0  # tau = 1: noise std equal to the (standardised) data std
+        if self.options["init"] == "prior":
+            return theta
+        if self.options["init"] != "map":
+            raise VBayesError(f"hmc: unknown init {self.options['init']!r}; choose map or prior")
+        theta.requires_grad_(True)
+        opt = torch.optim.Adam([theta], lr=1e-2)
+        n = x.shape[0]
+        for _ in range(int(self.options["init_steps"])):
+            loss = -self.log_prob(theta, x, y).sum() / n
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        theta = theta.detach()
+        if not torch.isfinite(theta).all():
+            theta = torch.where(torch.isfinite(theta), theta, torch.zeros_like(theta))
+        return theta
+
+    # -- Method API --------------------------------------------------------------------------
+    def _fit(self, x: Tensor, y: Tensor) -> None:
+        opt = self.options
+        self._build(x.shape[1])
+        c = int(opt["num_chains"])
+        if c < 1:
+            raise VBayesError("hmc: num_chains must be >= 1")
+        init = self._init(x, y, c)
+        res = sample_hmc(
+            lambda th: self.log_prob(th, x, y),
+            init,
+            num_warmup=int(opt["num_warmup"]),
+            num_samples=int(opt["num_samples"]),
+            n_leapfrog=int(opt["n_leapfrog"]),
+            thin=int(opt["thin"]),
+            target_accept=float(opt["target_accept"]),
+        )
+        self.samples = res.samples  # (C, T, P)
+        total_s = res.warmup_seconds + res.sample_seconds
+        self.info.update(
+            num_chains=c,
+            num_draws=int(res.samples.shape[1]),
+            n_params=self.n_params,
+            divergences=int(res.divergent.sum()),
+            warmup_divergences=res.warmup_divergences,
+            step_size=float(res.step_size.mean()),
+            accept_rate=float(res.accept_prob.mean()),
+            grad_evals=res.grad_evals,
+            warmup_seconds=res.warmup_seconds,
+            sample_seconds=res.sample_seconds,
+        )
+        if not torch.isfinite(self.samples).all():
+            self.info["error"] = "hmc: non-finite parameters in the chains"
+            return
+        self.info.update(self._diagnostics(x, y))
+        self.info["ess_per_second"] = self.info["ess_min"] / max(total_s, 1e-9)
+
+    def _diagnostics(self, x: Tensor, y: Tensor) -> dict[str, float]:
+        c, t, p = self.samples.shape
+        idx = torch.linspace(0, x.shape[0] - 1, min(x.shape[0], int(self.options["n_diag_points"]))).round().long()
+        with torch.no_grad():
+            flat = self.samples.reshape(c * t, p)
+            if self.task == "classification":
+                out = torch.log_softmax(self.net(flat, x[idx]), -1)
+                q = out.gather(2, y[idx].view(1, -1, 1).expand(c * t, -1, 1))[..., 0]  # log p(y_i | x_i)
+            else:
+                q = self.net(flat, x[idx])[..., 0]
+                if self.learn_noise:
+                    q = torch.cat([q, flat[:, -1:]], 1)
+        q = q.reshape(c, t, -1).double().numpy()
+        out: dict[str, float] = {}
+        if c >= 2 and t >= 4:
+            out.update(summarize(q))
+            params = summarize(self.samples.double().numpy())
+            out["rhat_max_params"] = params["rhat_max"]
+            out["ess_min_params"] = params["ess_min"]
+        else:
+            out.update(rhat_max=math.nan, ess_min=math.nan)
+        return out
+
+    def _predict(self, x: Tensor) -> Prediction:
+        c, t, p = self.samples.shape
+        flat = self.samples.reshape(c * t, p)
+        s = min(flat.shape[0], int(self.options["max_predict"]))
+        flat = flat[torch.linspace(0, flat.shape[0] - 1, s).round().long()]
+        outs = torch.cat([self.net(chunk, x) for chunk in flat.split(256)])  # (S, M, K)
+        if self.task == "classification":
+            return ClassificationPrediction(probs=torch.softmax(outs, -1), info=dict(self.info))
+        mu = outs[..., 0]
+        if self.learn_noise:
+            sigma = torch.exp(-0.5 * flat[:, -1:]).expand_as(mu)
+        else:
+            sigma = torch.full_like(mu, float(self.options["noise_std"]))
+        return RegressionPrediction(mu=mu, sigma=sigma.contiguous(), info=dict(self.info))
