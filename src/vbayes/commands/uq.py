@@ -1,0 +1,58 @@
+"""``vbayes uq``: compare inference methods on one data set; writes metrics.json, figures and report.html."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from vbayes.commands._common import add_run_args, positive_int, prepare_out
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"hidden widths must be >= 1, got {text!r}")
+    return widths
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from vbayes.uq.experiment import DATA_SETS
+
+    parser = subparsers.add_parser(
+        "uq", help="compare inference methods (uncertainty, calibration, UCI benchmark)",
+        description="Run inference methods on one data set and score them with the same metrics.",
+    )
+    parser.add_argument("--data", required=True, metavar="NAME", help=f"one of: {', '.join(DATA_SETS)}")
+    parser.add_argument("--methods", default="all", help="'all' or comma-separated method names (default all)")
+    parser.add_argument("--splits", type=positive_int, default=None, help="UCI: run the first N splits (default all)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: each method's)")
+    parser.add_argument("--hidden", type=_hidden, default=None,
+                        help="hidden widths, e.g. 50 or 100,100 (default 50; UCI: n_hidden.txt)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_run_args(parser, default_out="runs/uq")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vbayes.commands._common import resolve_device
+    from vbayes.uq.experiment import load_experiment_data
+    from vbayes.uq.pipeline import resolve_methods
+
+    resolve_device(args.device)
+    methods = resolve_methods(args.methods)
+    load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
+    out = prepare_out(args.out, args.overwrite)
+    from vbayes.uq.experiment import run_uq
+
+    metrics = run_uq(
+        args.data, methods, out, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs, seed=args.seed,
+        hidden=args.hidden, progress=not args.no_progress, command="vbayes " + shlex.join(sys.argv[1:]),
+    )
+    failed = [k for k, m in metrics.items() if "error" in m]
+    print(f"wrote {out / 'metrics.json'}, {out / 'report.html'} ({len(metrics) - len(failed)} methods ok"
+          + (f"; failed: {', '.join(failed)}" if failed else "") + ")")
+    return 0

@@ -1,0 +1,174 @@
+"""Report sections of a method comparison: tables, figures and the honest reading of the numbers.
+
+Each ``add_*`` function appends to a :class:`vbayes.report.Report` owned by the caller, so the
+same sections serve ``vbayes uq`` and the demo (:func:`vbayes.uq.run_toy_comparison`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from vbayes.data.tabular import ClassificationData, RegressionData
+from vbayes.metrics import CLASSIFICATION, REGRESSION
+from vbayes.uq.figures import bands_figure, calibration_figure, display, entropy_figure, reliability_figure
+from vbayes.uq.pipeline import MethodResult
+from vbayes.uq.published import CITATION, PUBLISHED_METHODS, published_for
+
+MEAN_FIELD = ("bbb", "flipout", "lrt")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def metric_rows(metrics: Mapping[str, Mapping[str, Any]], task: str) -> list[dict[str, Any]]:
+    """One table row per method: display names of the task's metrics, timings, or the error."""
+    table = REGRESSION if task == "regression" else CLASSIFICATION
+    extra = ["gap_epistemic_ratio", "extrapolation_epistemic_ratio"] if task == "regression" else ["auroc_entropy", "auroc_mi"]
+    rows = []
+    for name, m in metrics.items():
+        row: dict[str, Any] = {"method": display(name)}
+        if "error" in m:
+            row["error"] = m.get("error")
+            rows.append(row)
+            continue
+        for key, spec in table.items():
+            row[spec.display] = m.get(key)
+        for key in extra:
+            if key in m:
+                row[key.replace("_", " ")] = m[key]
+        row["fit s"] = m.get("fit_seconds")
+        rows.append(row)
+    return rows
+
+
+def gap_text(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """A plain-language reading of the toy-gap epistemic ratios, computed from the numbers."""
+    ratio = {k: m.get("gap_epistemic_ratio") for k, m in metrics.items() if "error" not in m}
+    extra = {k: m.get("extrapolation_epistemic_ratio") for k, m in metrics.items() if "error" not in m}
+    parts = [
+        "Gap ratio = epistemic std in the middle of the gap / mean epistemic std at the training inputs; "
+        "extrapolation ratio = the same half the data's span beyond its edges. "
+        "A method that knows it has seen no data there should show ratios well above 1 (the issue asks for >= 2)."
+    ]
+    listed = ", ".join(f"{display(k)} {_fmt(v)} (beyond the data {_fmt(extra.get(k))})" for k, v in ratio.items())
+    parts.append(f"Measured: {listed}.")
+    mf = {k: ratio[k] for k in MEAN_FIELD if isinstance(ratio.get(k), float)}
+    hmc = ratio.get("hmc")
+    if mf and isinstance(hmc, float):
+        below = [k for k, v in mf.items() if v < hmc]
+        if len(below) == len(mf):
+            verdict = (f"All mean-field methods ({', '.join(display(k) for k in mf)}) show less in-between "
+                       f"uncertainty than HMC ({_fmt(hmc)}), as Foong et al. (2019) predict.")
+        elif not below:
+            verdict = (f"Here the mean-field methods do not under-estimate in-between uncertainty relative to "
+                       f"HMC ({_fmt(hmc)}): every one has a gap ratio at least as large, contrary to what "
+                       "Foong et al. (2019) would lead one to expect for this network.")
+        else:
+            verdict = (f"Mixed result: {', '.join(display(k) for k in below)} fall below HMC's {_fmt(hmc)}, "
+                       f"the others do not.")
+        parts.append(verdict)
+    elif mf:
+        parts.append("HMC did not run, so the mean-field ratios have no exact-inference reference here.")
+    weak = [display(k) for k, v in mf.items() if v < 2.0]
+    if weak:
+        parts.append(f"Gap ratio below 2 for {', '.join(weak)}: the in-between uncertainty is under-estimated.")
+    parts.append(
+        "Foong et al. (2019, 'In-Between' Uncertainty in Bayesian Neural Networks) prove that for "
+        "one-hidden-layer networks with factorised Gaussian (mean-field) posteriors the predictive "
+        "variance between two inputs is bounded by the variances at those inputs, so the band cannot "
+        "widen inside a gap the way exact inference does; these numbers are reported as measured, "
+        "not tuned."
+    )
+    return "\n\n".join(parts)
+
+
+OUTPUT_TEXT = (
+    "The output-only method (a network predicting mu and sigma, trained on the Gaussian NLL) has no "
+    "epistemic part: it is a single network, so its predictive is one Gaussian per input and all of "
+    "its variance is aleatoric. Its epistemic band is empty, its epistemic ratios are undefined "
+    "(shown as n/a) and its mutual information is 0 everywhere (AUROC by MI = 0.5, chance)."
+)
+
+
+def add_regression_sections(report: Any, data: RegressionData, results: Mapping[str, MethodResult],
+                            metrics: Mapping[str, Mapping[str, Any]], truth: Any = None,
+                            prefix: str = "") -> None:
+    """Bands (1-D data), metrics table, gap reading (toy-gap), output-only note and calibration."""
+    fig = bands_figure(results, data, truth)
+    if fig is not None:
+        report.add_figure(fig, f"Predictive bands on {data.name}: mean, ±2 std of the total predictive "
+                          "(light) and of its epistemic part (dark), training points in black.",
+                          name=f"{prefix}bands", heading="Predictive bands")
+    report.add_table(f"Test metrics on {data.name}", metric_rows(metrics, "regression"),
+                     caption="Original target scale; NLL is of the predictive mixture (nats per point).")
+    if any("gap_epistemic_ratio" in m for m in metrics.values()):
+        rows = [{"method": display(k), "gap ratio": m.get("gap_epistemic_ratio"),
+                 "extrapolation ratio": m.get("extrapolation_epistemic_ratio"),
+                 "family": "mean-field" if k in MEAN_FIELD else ("exact (MCMC)" if k == "hmc" else "")}
+                for k, m in metrics.items() if "error" not in m]
+        report.add_table("Epistemic uncertainty in the gap and beyond the data", rows)
+        report.add_text("What the gap ratios show", gap_text(metrics))
+    if "output" in metrics:
+        report.add_text("Output-only has no epistemic part", OUTPUT_TEXT)
+    cal = calibration_figure(results, data.y_test.double())
+    if cal is not None:
+        report.add_figure(cal, "Interval calibration on the test set: observed against expected coverage.",
+                          name=f"{prefix}calibration", heading="Calibration curves")
+
+
+def add_classification_sections(report: Any, data: ClassificationData, results: Mapping[str, MethodResult],
+                                metrics: Mapping[str, Mapping[str, Any]]) -> None:
+    """Metrics table, reliability diagrams and entropy / MI histograms in and out of distribution."""
+    report.add_table(f"Test metrics on {data.name}", metric_rows(metrics, "classification"),
+                     caption=f"OOD sets: {', '.join(data.x_ood)}; AUROC with OOD as positives, scored by "
+                     "predictive entropy and by mutual information.")
+    rows = [{"method": display(k), **{f"{s} ({score})": v for s, d in m.get("auroc_by_set", {}).items()
+                                      for score, v in d.items()}} for k, m in metrics.items() if "error" not in m]
+    if rows:
+        report.add_table("AUROC per OOD set", rows)
+    if "output" in metrics:
+        report.add_text("Output-only has no epistemic part", OUTPUT_TEXT)
+    for fig, caption, name, heading in (
+        (reliability_figure(results, data.y_test), "Reliability diagrams (15 equal-width bins).", "reliability",
+         "Reliability diagrams"),
+        (entropy_figure(results, "entropy"), "Predictive entropy on test inputs and on each OOD set.",
+         "entropy_hist", "Entropy in and out of distribution"),
+        (entropy_figure(results, "mi"), "Mutual information (epistemic) on test inputs and on each OOD set.",
+         "mi_hist", "Mutual information in and out of distribution"),
+    ):
+        if fig is not None:
+            report.add_figure(fig, caption, name=name, heading=heading)
+
+
+def uci_rows(name: str, metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """RMSE and NLL (mean ± se) of each vbayes method, followed by the published rows."""
+    rows: list[dict[str, Any]] = []
+    for k, m in metrics.items():
+        if m.get("splits", 0) == 0:
+            rows.append({"method": f"vbayes {display(k)}", "source": "this run", "error": m.get("error")})
+            continue
+        rows.append({"method": f"vbayes {display(k)}", "source": f"this run ({m['splits']} splits)",
+                     "RMSE": m.get("rmse"), "RMSE se": m.get("rmse_se"),
+                     "NLL": m.get("nll"), "NLL se": m.get("nll_se")})
+    published = published_for(name)
+    if published:
+        for meth in PUBLISHED_METHODS:
+            (r, rse), (n, nse) = published["rmse"][meth], published["nll"][meth]
+            rows.append({"method": meth, "source": "published", "RMSE": r, "RMSE se": rse, "NLL": n, "NLL se": nse})
+    return rows
+
+
+def add_uci_sections(report: Any, name: str, metrics: Mapping[str, Mapping[str, Any]],
+                     first: Mapping[str, MethodResult], y_test_first: Any) -> None:
+    """The RMSE / NLL table next to the published numbers, and split 0's calibration curves."""
+    published = published_for(name)
+    caption = (f"Mean and standard error over splits, original scale; NLL in nats. Published rows: {CITATION}."
+               if published else f"No published numbers are tabulated for {name!r}.")
+    report.add_table(f"UCI {name}: test RMSE and NLL next to the published numbers", uci_rows(name, metrics),
+                     caption=caption, highlight={"RMSE": "min", "NLL": "min"})
+    report.add_table(f"UCI {name}: all figures", metric_rows(metrics, "regression"))
+    cal = calibration_figure(first, y_test_first, title=f"{name}, split 0")
+    if cal is not None:
+        report.add_figure(cal, "Interval calibration on the test set of split 0.", name="calibration",
+                          heading="Calibration curves")
