@@ -2,7 +2,7 @@
 
 ``render_report(html_path, tmp_path)`` loads a copy of the page with a small probe script added,
 reads back from the dumped DOM whether every ``<img>`` decoded and whether anything is wider
-than the window, then takes a full-page screenshot. Tests skip when no Chromium is installed::
+than the window, and takes a screenshot (of the whole page by default). Tests skip when no Chromium is installed::
 
     pytestmark = pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")
 """
@@ -90,7 +90,8 @@ def _chromium(args: list[str], tmp_path: Path, timeout: float) -> subprocess.Com
 
 
 def render_report(html_path: str | os.PathLike[str], tmp_path: str | os.PathLike[str],
-                  width: int = 1280, height: int = 900, timeout: float = 90.0) -> dict[str, Any]:
+                  width: int = 1280, height: int = 900, full_page: bool = True,
+                  timeout: float = 90.0) -> dict[str, Any]:
     """Render ``html_path`` at ``width`` CSS pixels in headless Chromium and measure it.
 
     Returns a dict with ``images`` (count), ``loaded`` (count decoded), ``all_images_loaded``,
@@ -108,9 +109,10 @@ def render_report(html_path: str | os.PathLike[str], tmp_path: str | os.PathLike
     fd, probe_name = tempfile.mkstemp(prefix=".probe-", suffix=".html", dir=source.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(probed)
+    shot = tmp / f"{source.stem}-{width}px.png"
     try:
         done = _chromium([f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom",
-                          Path(probe_name).as_uri()], tmp, timeout)
+                          f"--screenshot={shot}", Path(probe_name).as_uri()], tmp, timeout)
     finally:
         os.unlink(probe_name)
     match = re.search(rf'<pre id="{_MARK}">(.*?)</pre>', done.stdout, flags=re.S)
@@ -119,9 +121,9 @@ def render_report(html_path: str | os.PathLike[str], tmp_path: str | os.PathLike
     result: dict[str, Any] = json.loads(html.unescape(match.group(1)))
     result["all_images_loaded"] = result["loaded"] == result["images"]
     result["overflows"] = result["scroll_width"] > result["client_width"]
-    shot = tmp / f"{source.stem}-{width}px.png"
-    full_height = max(height, min(int(result["scroll_height"]), 16000))
-    _chromium([f"--window-size={width},{full_height}", "--virtual-time-budget=10000",
-               f"--screenshot={shot}", source.as_uri()], tmp, timeout)
+    if full_page and result["scroll_height"] > height:
+        full_height = min(int(result["scroll_height"]), 16000)
+        _chromium([f"--window-size={width},{full_height}", "--virtual-time-budget=10000",
+                   f"--screenshot={shot}", source.as_uri()], tmp, timeout)
     result["screenshot"] = shot if shot.exists() else None
     return result

@@ -71,6 +71,14 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
+def format_compact(value: Any) -> str:
+    """Like :func:`format_cell` but without trailing zeros (for headline numbers)."""
+    text = format_cell(value)
+    if is_number(value) and "." in text and "e" not in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
 def format_config_value(value: Any) -> str:
     """Exact text for a configuration value (floats in shortest round-trip form)."""
     value = _scalar(value)
@@ -133,8 +141,9 @@ figure.fig { margin: 8px 0 14px; min-width: 0; }
 figure.fig img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 .fig-row { display: flex; flex-wrap: wrap; gap: 18px 22px; align-items: flex-start; }
 .fig-row figure.fig { flex: 1 1 300px; margin: 8px 0; }
-.table-wrap { overflow-x: auto; max-width: 100%; border: 1px solid var(--line); border-radius: 8px; }
-table.data { border-collapse: collapse; width: 100%; font-size: 14px; }
+.table-wrap { display: inline-block; vertical-align: top; overflow-x: auto; max-width: 100%;
+  border: 1px solid var(--line); border-radius: 8px; }
+table.data { border-collapse: collapse; min-width: 360px; font-size: 14px; }
 table.data th, table.data td { padding: 7px 12px; text-align: left; white-space: nowrap;
   border-bottom: 1px solid var(--line); }
 table.data thead th { background: #f6f8fb; font-weight: 600; color: var(--muted); font-size: 13px; }
@@ -142,10 +151,11 @@ table.data tbody tr:last-child td { border-bottom: 0; }
 table.data tbody tr:hover td { background: #fafbfd; }
 table.data .num { text-align: right; font-variant-numeric: tabular-nums; }
 table.data td.best { font-weight: 700; color: var(--best-ink); background: var(--best); }
-dl.config { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 8px; align-items: start;
+dl.config { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 8px; align-items: start;
   margin: 0; }
 dl.config > div { border: 1px solid var(--line); border-radius: 7px; padding: 6px 10px; min-width: 0;
   background: #fbfcfe; }
+dl.config > div.wide { grid-column: 1 / -1; }
 dl.config dt { font-size: 12px; color: var(--muted); overflow-wrap: anywhere; }
 dl.config dd { margin: 1px 0 0; font-family: var(--mono); font-size: 13.5px; overflow-wrap: anywhere; }
 .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px; }

@@ -30,7 +30,15 @@ from matplotlib.figure import Figure
 
 from vbayes.io import atomic_write_bytes
 from vbayes.plots.common import PNG_DPI, close_figure, figure_for, figure_to_png
-from vbayes._report_html import CSS, escape, format_cell, format_config_value, is_number, paragraphs
+from vbayes._report_html import (
+    CSS,
+    escape,
+    format_cell,
+    format_compact,
+    format_config_value,
+    is_number,
+    paragraphs,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CSS_PX_PER_INCH = 96
@@ -100,14 +108,13 @@ class Report:
         if not items:
             body = '<p class="muted">(empty)</p>'
         else:
-            cells = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(format_config_value(v))}</dd></div>"
-                            for k, v in items)
+            cells = "".join(_config_item(k, format_config_value(v)) for k, v in items)
             body = f'<dl class="config">{cells}</dl>'
         self._add(_Block("config", heading, body))
 
     def add_metrics(self, metrics: Mapping[str, Any], heading: str = "Key results", caption: str = "") -> None:
         """Show a few headline numbers (``{name: value}``) as large tiles."""
-        tiles = "".join(f'<div class="tile"><div class="tile-value">{escape(format_cell(v))}</div>'
+        tiles = "".join(f'<div class="tile"><div class="tile-value">{escape(format_compact(v))}</div>'
                         f'<div class="tile-label">{escape(str(k))}</div></div>' for k, v in metrics.items())
         self._add(_Block("metrics", heading, f'<div class="tiles">{tiles}</div>' + _caption(caption)))
 
@@ -270,6 +277,11 @@ class _Ids:
             candidate, k = f"{base}-{k}", k + 1
         self.used.add(candidate)
         return candidate
+
+
+def _config_item(key: str, value: str) -> str:
+    wide = ' class="wide"' if len(value) > 28 else ""  # long values (paths, lists) span the row
+    return f"<div{wide}><dt>{escape(key)}</dt><dd>{escape(value)}</dd></div>"
 
 
 def _caption(text: str) -> str:
