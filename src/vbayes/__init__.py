@@ -8,9 +8,21 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from vbayes.layers.base import BayesianModule, kl_divergence
+from vbayes import layers, priors
+from vbayes.convert import to_bayesian
+from vbayes.elbo import elbo_loss
+from vbayes.predict import predict
+from vbayes.sampling import frozen_sample, sampling_mode
 
 __all__ = [
     "__version__",
     "BayesianModule",
     "kl_divergence",
+    "layers",
+    "priors",
+    "to_bayesian",
+    "elbo_loss",
+    "predict",
+    "sampling_mode",
+    "frozen_sample",
 ]

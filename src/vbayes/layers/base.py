@@ -13,7 +13,14 @@ from torch import Tensor, nn
 
 
 class BayesianModule(nn.Module):
-    """Base class of modules whose ``kl_divergence()`` enters the ELBO."""
+    """Base class of modules whose ``kl_divergence()`` enters the ELBO.
+
+    ``sampling`` is ``"sample"`` (draw noise in every forward, in train and eval mode alike) or
+    ``"mean"`` (use the posterior mean); :func:`vbayes.sampling_mode` switches a whole model.
+    Subclasses that draw noise honour it.
+    """
+
+    sampling: str = "sample"
 
     def kl_divergence(self) -> Tensor:
         """Scalar KL term of this module, in nats (summed over its weights or units)."""

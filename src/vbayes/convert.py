@@ -1,0 +1,98 @@
+"""``to_bayesian``: turn the Linear / Conv / ConvTranspose modules of any model into Bayesian ones.
+
+Every hyperparameter (features, kernel, stride, padding, dilation, groups, output padding,
+padding mode, bias, device, dtype) is kept and the posterior mean is set to the trained weights,
+so with sigma -> 0 (or in ``sampling_mode(model, "mean")``) the converted model computes the
+original function. With ``moped_delta`` the posterior std is MOPED's delta * |w|
+(Krishnan et al. 2020, "Specifying weight priors in Bayesian deep neural networks with
+empirical Bayes").
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import nn
+
+from vbayes import layers as L
+from vbayes.layers._variational import DEFAULT_POSTERIOR_STD, VariationalLayer
+
+__all__ = ["to_bayesian", "ESTIMATORS"]
+
+ESTIMATORS = ("flipout", "reparam", "bbb", "lrt")
+
+_TABLE: dict[str, dict[type, type]] = {
+    "reparam": {nn.Linear: L.LinearReparam, nn.Conv1d: L.Conv1dReparam, nn.Conv2d: L.Conv2dReparam,
+                nn.ConvTranspose1d: L.ConvTranspose1dReparam, nn.ConvTranspose2d: L.ConvTranspose2dReparam},
+    "flipout": {nn.Linear: L.LinearFlipout, nn.Conv1d: L.Conv1dFlipout, nn.Conv2d: L.Conv2dFlipout,
+                nn.ConvTranspose1d: L.ConvTranspose1dFlipout, nn.ConvTranspose2d: L.ConvTranspose2dFlipout},
+    "lrt": {nn.Linear: L.LinearLRT, nn.Conv1d: L.Conv1dLRT, nn.Conv2d: L.Conv2dLRT,
+            nn.ConvTranspose1d: L.ConvTranspose1dLRT, nn.ConvTranspose2d: L.ConvTranspose2dLRT},
+}
+_TABLE["bbb"] = _TABLE["reparam"]
+
+
+def _convert_one(module: nn.Module, cls: type, prior: Any, std: float, moped_delta: float | None) -> VariationalLayer:
+    w = module.weight
+    kw: dict[str, Any] = {"prior": prior, "posterior_std_init": std, "device": w.device, "dtype": w.dtype}
+    has_bias = module.bias is not None
+    if isinstance(module, nn.Linear):
+        new = cls(module.in_features, module.out_features, has_bias, **kw)
+    elif isinstance(module, nn.modules.conv._ConvTransposeNd):
+        if module.padding_mode != "zeros":
+            raise ValueError(f"to_bayesian: {type(module).__name__} with padding_mode={module.padding_mode!r} "
+                             "is not supported")
+        new = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                  module.output_padding, module.groups, has_bias, module.dilation, **kw)
+    else:
+        new = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                  module.dilation, module.groups, has_bias, module.padding_mode, **kw)
+    new.load_deterministic(w.detach(), module.bias.detach() if has_bias else None, moped_delta)
+    new.train(module.training)
+    return new
+
+
+def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None, moped_delta: float | None = None,
+                posterior_std_init: float = DEFAULT_POSTERIOR_STD, inplace: bool = False) -> nn.Module:
+    """A copy of ``model`` whose ``nn.Linear``, ``nn.Conv1d/2d`` and ``nn.ConvTranspose1d/2d``
+    modules are replaced by Bayesian layers with posterior mean = their weights.
+
+    Args:
+        model: any module (its own class may be one of the converted ones).
+        estimator: "flipout", "reparam" (alias "bbb", Bayes by Backprop) or "lrt".
+        prior: weight prior of the new layers (default ``priors.Normal(0, 1)``).
+        moped_delta: if given, sigma = moped_delta * |w| (MOPED); otherwise sigma =
+            ``posterior_std_init`` everywhere.
+        posterior_std_init: initial posterior std when ``moped_delta`` is None (> 0).
+        inplace: modify ``model`` itself instead of a deep copy.
+
+    Returns:
+        The converted model. Only exact instances of the torch classes are replaced (a user
+        subclass may override ``forward``); lazy modules must be initialised first.
+
+    Raises:
+        ValueError: unknown estimator, ``moped_delta <= 0``, or an unsupported module setting.
+    """
+    key = estimator.lower() if isinstance(estimator, str) else estimator
+    if key not in _TABLE:
+        raise ValueError(f"to_bayesian: unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+    if moped_delta is not None and not (float(moped_delta) > 0 and float(moped_delta) < float("inf")):
+        raise ValueError(f"to_bayesian: moped_delta must be a finite number > 0, got {moped_delta!r}")
+    table = _TABLE[key]
+    if not inplace:
+        model = copy.deepcopy(model)
+    if type(model) in table:
+        return _convert_one(model, table[type(model)], prior, posterior_std_init, moped_delta)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            cls = table.get(type(child))
+            if cls is None:
+                continue
+            if isinstance(child.weight, nn.parameter.UninitializedParameter):
+                raise ValueError(f"to_bayesian: {name} ({type(child).__name__}) is an uninitialised lazy "
+                                 "module; run one forward pass first")
+            setattr(parent, name, _convert_one(child, cls, prior, posterior_std_init, moped_delta))
+    return model
+
+
