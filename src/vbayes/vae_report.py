@@ -34,7 +34,6 @@ METRIC_NOTES = {
     "test_recon_nll": "-log p(x | z) decoding the code of x (nats per example)",
     "test_kl": "KL(q(z|x) || p(z)) on the test set (nats per example)",
     "val_elbo": "ELBO on the validation set",
-    "val_nll": "importance-weighted -log p(x) on the validation set",
     "val_recon_nll": "reconstruction NLL on the validation set",
     "iw_samples": "importance samples K per test example",
     "gaussian_std": "learned standard deviation of the Gaussian likelihood (pixel units)",
@@ -45,14 +44,25 @@ METRIC_NOTES = {
 }
 
 
-def blend_pair(labels: Tensor, first: int = 2, second: int = 3) -> tuple[int, int]:
-    """Indices of the first test example labelled ``first`` and of the first labelled ``second``
-    (falling back to examples 0 and 1 when a label is missing)."""
-    a = torch.nonzero(labels == first).flatten()
-    b = torch.nonzero(labels == second).flatten()
-    if a.numel() and b.numel():
-        return int(a[0]), int(b[0])
-    return 0, min(1, labels.shape[0] - 1)
+def blend_pair(codes: Tensor, labels: Tensor, first: int = 2, second: int = 3) -> tuple[int, int]:
+    """Indices of a typical test ``first`` and a typical ``second``: for each class, the example
+    whose code ``(N, L)`` is nearest (Euclidean) to the coordinate-wise median code of that class.
+
+    Falls back to examples 0 and 1 when a class is missing.
+    """
+
+    def typical(cls: int) -> int | None:
+        idx = torch.nonzero(labels == cls).flatten()
+        if idx.numel() == 0:
+            return None
+        members = codes[idx]
+        centre = members.median(dim=0).values
+        return int(idx[(members - centre).norm(dim=1).argmin()])
+
+    a, b = typical(first), typical(second)
+    if a is None or b is None:
+        return 0, min(1, labels.shape[0] - 1)
+    return a, b
 
 
 def _codes(model: Any, x: Tensor) -> Tensor:
@@ -116,12 +126,12 @@ def autoencoder_figures(
         decode, grid = _code_decoder(model, codes.to(device))
         ax = plot_manifold(lambda g: decode(g.to(device)).cpu(), n=15, title=f"{label}: decoded manifold")
         items.append((figure_for(ax), f"{label}: images decoded on a 15x15 grid over {grid}.", prefix + "manifold"))
-    i, j = blend_pair(y)
+    i, j = blend_pair(codes, y)
     za, zb = codes[i].to(device), codes[j].to(device)
     alphas = torch.linspace(0.0, 1.0, n_images, device=device)
     frames = model.decode_mean(za + alphas[:, None] * (zb - za))
     ax = plot_blending(frames.cpu(), title=f"{label}: blending a {int(y[i])} into a {int(y[j])}")
-    items.append((figure_for(ax), f"{label}: decoding along the straight line between the codes of test example {i} (a {int(y[i])}) and {j} (a {int(y[j])}).", prefix + "blending"))
+    items.append((figure_for(ax), f"{label}: decoding along the straight line between the codes of a typical test {int(y[i])} (example {i}) and a typical {int(y[j])} (example {j}), each the one nearest its class's median code.", prefix + "blending"))
     if run.history:
         ax = plot_training_curves(run.history, title=f"{label}: training curves")
         loss = "negative ELBO" if is_vae else "reconstruction NLL"

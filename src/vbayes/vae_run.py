@@ -30,7 +30,7 @@ from vbayes.data import ImageData, fixed_binarization
 from vbayes.errors import VBayesError
 from vbayes.losses import LIKELIHOODS, kl_weight, standard_normal_kl
 from vbayes.models import AE, ARCHS, VAE
-from vbayes.train import LossFn, StepContext, Trainer, TrainConfig, TrainResult
+from vbayes.train import LossFn, StepContext, Trainer, TrainConfig, TrainResult, seed_everything
 
 MODELS = ("vae", "ae")
 TEST_BINARIZATION_SEED = 123  # frozen: the fixed binarisation of validation and test images
@@ -158,16 +158,17 @@ def evaluate_vae(
     """Mean per-example ELBO, IWAE log-likelihood, reconstruction NLL and KL of images ``x``.
 
     Returns ``elbo`` (averaged over ``elbo_samples`` draws per example), ``nll`` (= minus the
-    importance-weighted log p(x) with ``k`` samples), ``recon_nll`` (decoding the posterior
-    mean) and ``kl``, all in nats per example.
+    importance-weighted log p(x) with ``k`` samples; left out when ``k == 0``), ``recon_nll``
+    (decoding the posterior mean) and ``kl``, all in nats per example.
     """
     model.eval()
-    sums = {"elbo": 0.0, "nll": 0.0, "recon_nll": 0.0, "kl": 0.0}
+    sums = {"elbo": 0.0, "nll": 0.0, "recon_nll": 0.0, "kl": 0.0} if k > 0 else {"elbo": 0.0, "recon_nll": 0.0, "kl": 0.0}
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
         elbo = torch.stack([model.elbo(xb, generator) for _ in range(elbo_samples)]).mean(0)
         sums["elbo"] += float(elbo.sum())
-        sums["nll"] -= float(model.iwae_log_likelihood(xb, k, chunk, generator).sum())
+        if k > 0:
+            sums["nll"] -= float(model.iwae_log_likelihood(xb, k, chunk, generator).sum())
         sums["recon_nll"] += float(model.reconstruction_nll(xb).sum())
         mu, logvar = model.encode(xb)
         sums["kl"] += float(standard_normal_kl(mu, logvar).sum())
@@ -192,10 +193,11 @@ def train_autoencoder(
 
     ``out_dir`` receives the trainer's ``log.csv``, ``checkpoint.pt`` and ``last.pt``. The
     returned metrics hold (VAE) ``test_elbo``, ``test_nll``, ``test_recon_nll``, ``test_kl``,
-    ``val_elbo``, ``val_nll``... or (AE) ``test_recon_nll``, ``val_recon_nll``; plus
+    ``val_elbo``, ``val_recon_nll``, ``val_kl`` or (AE) ``test_recon_nll``, ``val_recon_nll``; plus
     ``iw_samples``, ``epochs``, ``best_epoch``, ``seconds_per_epoch``, ``train_examples``.
     """
     options.check()
+    seed_everything(options.seed)  # the initial weights depend on the seed only
     model = build_model(options, data.image_shape)
     x_val = eval_images(data.x_val, options.likelihood)
     x_test = eval_images(data.x_test, options.likelihood)
@@ -209,17 +211,17 @@ def train_autoencoder(
     gen = torch.Generator(device=device).manual_seed(options.seed)
     metrics: dict[str, Any] = {}
     if isinstance(model, VAE):
-        for split, x in (("test", x_test), ("val", x_val)):
-            k = options.iw_samples if split == "test" else min(options.iw_samples, 100)
-            values = evaluate_vae(model, x.to(device), k, options.iw_chunk, options.eval_batch_size, generator=gen)
-            metrics.update({f"{split}_{key}": value for key, value in values.items()})
+        values = evaluate_vae(model, x_test.to(device), options.iw_samples, options.iw_chunk,
+                              options.eval_batch_size, generator=gen)
+        metrics.update({f"test_{key}": value for key, value in values.items()})
+        val = evaluate_vae(model, x_val.to(device), 0, options.iw_chunk, options.eval_batch_size, generator=gen)
+        metrics.update({f"val_{key}": value for key, value in val.items()})
         metrics["iw_samples"] = options.iw_samples
-        metrics["val_iw_samples"] = min(options.iw_samples, 100)
     else:
         for split, x in (("test", x_test), ("val", x_val)):
             metrics[f"{split}_recon_nll"] = evaluate_ae(model, x.to(device), options.eval_batch_size)["recon_nll"]
     if model.likelihood.learned:
-        metrics["gaussian_std"] = float(model.likelihood.std())
+        metrics["gaussian_std"] = float(torch.as_tensor(model.likelihood.std()).detach())
     metrics.update(
         epochs=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
         seconds_per_epoch=result.seconds_per_epoch, eval_seconds=time.perf_counter() - started,
