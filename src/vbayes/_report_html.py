@@ -137,15 +137,18 @@ a:hover { text-decoration: underline; }
 .block { margin: 0 0 8px; min-width: 0; }
 .caption, figcaption { color: var(--muted); font-size: 13.5px; margin: 8px 0 0; overflow-wrap: anywhere; }
 .fig-num { font-weight: 650; color: var(--ink); }
-figure.fig { margin: 8px 0 14px; min-width: 0; }
+/* a figure is as wide as its image (centred); the caption wraps to that width */
+figure.fig { margin: 10px auto 18px; width: fit-content; max-width: 100%; min-width: min(100%, 440px); }
 figure.fig img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figure.fig figcaption { contain: inline-size; }
 .fig-row { display: flex; flex-wrap: wrap; gap: 18px 22px; align-items: flex-start; }
-.fig-row figure.fig { flex: 1 1 300px; margin: 8px 0; }
+.fig-row figure.fig { flex: 1 1 300px; width: auto; min-width: 0; margin: 8px 0; }
 .table-wrap { display: inline-block; vertical-align: top; overflow-x: auto; max-width: 100%;
   border: 1px solid var(--line); border-radius: 8px; }
 table.data { border-collapse: collapse; min-width: 360px; font-size: 14px; }
-table.data th, table.data td { padding: 7px 12px; text-align: left; white-space: nowrap;
-  border-bottom: 1px solid var(--line); }
+table.data th, table.data td { padding: 7px 12px; text-align: left; vertical-align: top;
+  border-bottom: 1px solid var(--line); overflow-wrap: break-word; }
+table.data th, table.data td.num { white-space: nowrap; }
 table.data thead th { background: #f6f8fb; font-weight: 600; color: var(--muted); font-size: 13px; }
 table.data tbody tr:last-child td { border-bottom: 0; }
 table.data tbody tr:hover td { background: #fafbfd; }
