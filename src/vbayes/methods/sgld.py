@@ -128,8 +128,9 @@ class SGLDMethod(Method):
         current = parameters_to_vector(self.params).detach().clone()
         self.model.eval()
         outs_mu, outs = [], []
+        samples = self.samples or [current]  # diverged before any draw: the last state, S = 1
         try:
-            for vec in self.samples:
+            for vec in samples:
                 vector_to_parameters(vec, self.params)
                 out = self.model(x)
                 if self.task == "regression":

@@ -1,0 +1,110 @@
+"""HMC: batched network equals a per-chain loop; the sampler recovers closed-form posteriors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vbayes.errors import VBayesError
+from vbayes.methods import get_method
+from vbayes.methods.diagnostics import ess
+from vbayes.methods.hmc import BatchedMLP
+from vbayes.methods.hmc_sampler import sample_hmc
+
+
+def test_batched_mlp_equals_loop_over_chains() -> None:
+    torch.manual_seed(0)
+    net = BatchedMLP((3, 5, 4, 2), "tanh")
+    theta = torch.randn(6, net.n_params)
+    x = torch.randn(7, 3)
+    out = net(theta, x)
+    assert out.shape == (6, 7, 2)
+    for c in range(6):
+        off = 0
+        h = x
+        layers = [(3, 5), (5, 4), (4, 2)]
+        for i, (a, b) in enumerate(layers):
+            lin = nn.Linear(a, b)
+            with torch.no_grad():
+                lin.weight.copy_(theta[c, off : off + a * b].reshape(a, b).T)
+                off += a * b
+                lin.bias.copy_(theta[c, off : off + b])
+                off += b
+            h = lin(h)
+            if i < 2:
+                h = torch.tanh(h)
+        torch.testing.assert_close(out[c], h)
+
+
+def test_sampler_gaussian_target_mean_and_variance() -> None:
+    """Correlated 2-d Gaussian: moments within 5 standard errors (from the measured ESS)."""
+    mean = torch.tensor([1.0, -2.0])
+    cov = torch.tensor([[1.0, 0.9], [0.9, 1.0]]) * torch.tensor([[1.0], [4.0]]).sqrt() * torch.tensor([[1.0, 4.0]]).sqrt()
+    prec = torch.linalg.inv(cov)
+
+    def log_prob(q: torch.Tensor) -> torch.Tensor:
+        d = q - mean
+        return -0.5 * ((d @ prec) * d).sum(1)
+
+    gen = torch.Generator().manual_seed(0)
+    res = sample_hmc(log_prob, torch.zeros(4, 2), num_warmup=300, num_samples=600, n_leapfrog=10, generator=gen)
+    draws = res.samples.double().numpy()  # (C, T, 2)
+    assert res.divergent.sum() == 0
+    for i in range(2):
+        n_eff = ess(draws[:, :, i], rank=False)
+        assert n_eff > 100
+        se = math.sqrt(float(cov[i, i]) / n_eff)
+        assert abs(draws[:, :, i].mean() - float(mean[i])) < 5 * se
+        var = draws[:, :, i].var()
+        assert abs(var / float(cov[i, i]) - 1) < 5 * math.sqrt(2 / n_eff)
+
+
+def test_hmc_method_bayesian_linear_regression_closed_form() -> None:
+    """hidden=() and fixed noise is Bayesian linear regression: Gaussian posterior in closed form."""
+    gen = torch.Generator().manual_seed(1)
+    n, d, noise = 30, 2, 0.5
+    x = torch.randn(n, d, generator=gen)
+    y = x @ torch.tensor([0.7, -0.3]) + 0.2 + noise * torch.randn(n, generator=gen)
+    method = get_method(
+        "hmc", hidden=(), seed=0, noise="fixed", noise_std=noise, num_warmup=200, num_samples=400, n_leapfrog=8
+    ).fit(x, y)
+    # prior: weights N(0, 1/d) (prior_std / sqrt(fan_in)), bias N(0, 1); parameter order w1, w2, b
+    xt = torch.cat([x, torch.ones(n, 1)], 1).double()
+    prior_prec = torch.diag(torch.tensor([d, d, 1.0], dtype=torch.float64))
+    post_cov = torch.linalg.inv(xt.T @ xt / noise**2 + prior_prec)
+    post_mean = post_cov @ xt.T @ y.double() / noise**2
+    draws = method.samples.double().numpy()
+    assert method.info["divergences"] == 0
+    assert method.info["rhat_max"] < 1.05
+    for i in range(3):
+        n_eff = ess(draws[:, :, i], rank=False)
+        se = math.sqrt(float(post_cov[i, i]) / n_eff)
+        assert abs(draws[:, :, i].mean() - float(post_mean[i])) < 5 * se
+        assert abs(draws[:, :, i].var() / float(post_cov[i, i]) - 1) < 5 * math.sqrt(2 / n_eff)
+    pred = method.predict(x[:5])
+    assert pred.mu.shape == (1000, 5) and pred.sigma.shape == (1000, 5)
+    torch.testing.assert_close(pred.sigma, torch.full_like(pred.sigma, noise))
+
+
+def test_hmc_gamma_noise_info_and_shapes() -> None:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.linspace(-1, 1, 20)[:, None]
+    y = torch.sin(3 * x[:, 0]) + 0.1 * torch.randn(20, generator=gen)
+    m = get_method("hmc", hidden=(8,), seed=0, num_chains=3, num_warmup=60, num_samples=40, n_leapfrog=8)
+    m.fit(x, y)
+    for key in ("rhat_max", "ess_min", "divergences", "step_size", "accept_rate", "rhat_max_params"):
+        assert key in m.info
+    pred = m.predict(torch.zeros(4, 1))
+    assert pred.mu.shape == (120, 4)
+    assert (pred.sigma > 0).all() and torch.isfinite(pred.mu).all()
+    assert m.samples.shape == (3, 40, 8 * 3 + 1 + 1)
+
+
+def test_hmc_refuses_large_networks() -> None:
+    x = torch.rand(10, 784)
+    y = torch.randint(0, 10, (10,))
+    with pytest.raises(VBayesError, match="max_params"):
+        get_method("hmc", task="classification", n_classes=10, hidden=(100,)).fit(x, y)
