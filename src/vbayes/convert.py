@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from vbayes import layers as L
 from vbayes.layers._variational import DEFAULT_POSTERIOR_STD, VariationalLayer
@@ -86,12 +87,12 @@ def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None,
         return _convert_one(model, table[type(model)], prior, posterior_std_init, moped_delta)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
+            if isinstance(child, LazyModuleMixin) and child.has_uninitialized_params():
+                raise ValueError(f"to_bayesian: {name} ({type(child).__name__}) is an uninitialised lazy "
+                                 "module; run one forward pass first")
             cls = table.get(type(child))
             if cls is None:
                 continue
-            if isinstance(child.weight, nn.parameter.UninitializedParameter):
-                raise ValueError(f"to_bayesian: {name} ({type(child).__name__}) is an uninitialised lazy "
-                                 "module; run one forward pass first")
             setattr(parent, name, _convert_one(child, cls, prior, posterior_std_init, moped_delta))
     return model
 
