@@ -129,12 +129,14 @@ class Report:
         Raises:
             ValueError: ``highlight`` names an unknown column or a direction other than min/max.
         """
+        rows = [{str(k): v for k, v in row.items()} for row in rows]
         columns: list[str] = []
         for row in rows:
-            columns += [str(k) for k in row if str(k) not in columns]
+            columns += [k for k in row if k not in columns]
         best = _best_cells(rows, columns, highlight or {})
         numeric = {c: all(is_number(r.get(c)) or r.get(c) is None for r in rows) for c in columns}
-        head = "".join(f'<th{" class=num" if numeric[c] else ""} scope="col">{escape(c)}</th>' for c in columns)
+        num_attr = ' class="num"'
+        head = "".join(f'<th{num_attr if numeric[c] else ""} scope="col">{escape(c)}</th>' for c in columns)
         body_rows = []
         for i, row in enumerate(rows):
             cells = []
