@@ -23,15 +23,22 @@ class AmbiguityCounter:
 
     Args:
         classifier: maps ``(n, C, H, W)`` images to ``(n, K)`` logits.
-        n_inputs: N; n_classes: K.
+        n_inputs: N; n_classes: K (``None``: taken from the classifier's first output).
         chunk: images per classifier call (bounds memory).
     """
 
-    def __init__(self, classifier: nn.Module, n_inputs: int, n_classes: int = 10, chunk: int = 4096) -> None:
+    def __init__(self, classifier: nn.Module, n_inputs: int, n_classes: int | None = None, chunk: int = 4096) -> None:
         self.classifier = classifier
-        self.counts = torch.zeros(n_inputs, n_classes, dtype=torch.int64)
-        self.prob_sum = torch.zeros(n_inputs, n_classes, dtype=torch.float64)
+        self.n_inputs = n_inputs
+        self.counts: Tensor | None = None
+        self.prob_sum: Tensor | None = None
+        if n_classes is not None:
+            self._allocate(n_classes)
         self.chunk = chunk
+
+    def _allocate(self, n_classes: int) -> None:
+        self.counts = torch.zeros(self.n_inputs, n_classes, dtype=torch.int64)
+        self.prob_sum = torch.zeros(self.n_inputs, n_classes, dtype=torch.float64)
 
     @torch.no_grad()
     def __call__(self, z: Tensor, recon: Tensor, index: Tensor | None = None) -> None:
@@ -45,11 +52,18 @@ class AmbiguityCounter:
         finally:
             self.classifier.train(was_training)
         idx = torch.arange(len(recon)) if index is None else index.cpu()
+        if self.counts is None:
+            self._allocate(probs.shape[1])
+        assert self.counts is not None and self.prob_sum is not None
+        if probs.shape[1] != self.counts.shape[1]:
+            raise ValueError(f"AmbiguityCounter: classifier gave {probs.shape[1]} classes, expected {self.counts.shape[1]}")
         self.counts[idx, probs.argmax(1)] += 1
         self.prob_sum[idx] += probs.double()
 
     def result(self) -> "Ambiguity":
         """The accumulated :class:`Ambiguity` (requires at least one sample of every input)."""
+        if self.counts is None or self.prob_sum is None:
+            raise ValueError("AmbiguityCounter: no recorded reconstruction")
         total = self.counts.sum(1, keepdim=True)
         if int(total.min()) == 0:
             raise ValueError("AmbiguityCounter: some inputs have no recorded reconstruction")

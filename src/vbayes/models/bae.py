@@ -15,16 +15,33 @@ images per input, summarised by :func:`sample_reconstructions` in bounded memory
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from vbayes.convert import to_bayesian
+from vbayes.elbo import elbo_loss
+from vbayes.layers.base import kl_divergence
 from vbayes.models.likelihood import PixelLikelihood
 from vbayes.models.nets import build_networks
+from vbayes.priors import Normal
+from vbayes.sampling import sampling_mode
 
 DEFAULT_CHUNK_ROWS = 4096
+DEFAULT_POSTERIOR_STD = 0.05
+"""Initial posterior standard deviation of the Bayesian weights."""
+DEFAULT_PRIOR_SCALE = 0.1
+"""Standard deviation of the default N(0, s^2) weight prior.
+
+Measured on mnist5k (MLP 784-400-2, Flipout, 4 epochs, batch 100, N = 3,500): with the N(0, 1)
+prior the KL term is ~218 nats per example and the test ELBO -383; with N(0, 0.1^2), a scale
+close to that of the initial weights, the KL is ~25 nats and the ELBO -191, for the same
+reconstruction NLL (165.8 vs 165.7 nats). Both posteriors start at sigma = 0.05; from the
+layers' 1e-3 the KL stays near 570 nats per example for tens of epochs, as Adam moves
+log sigma only by about the learning rate per step."""
 
 
 @dataclass
@@ -115,9 +132,12 @@ class BayesianAE(nn.Module):
         estimator: ``"flipout"`` (default), ``"reparam"`` or ``"lrt"``: how the Bayesian layers
             sample (see :func:`vbayes.to_bayesian`).
         bayesian_decoder: also put a weight posterior on the decoder (a variant).
-        prior: weight prior of the Bayesian layers (``None``: the layers' default).
+        prior: weight prior of the Bayesian layers (``None``: N(0, ``DEFAULT_PRIOR_SCALE``^2)).
         likelihood: ``"bernoulli"`` (decoder gives logits) or ``"gaussian"`` (means in [0, 1]
             through a sigmoid; ``gaussian_std`` fixed, or ``None`` to learn it).
+        posterior_std_init: initial posterior standard deviation of every Bayesian weight.
+            Adam moves log sigma by about ``lr`` per step, so a start far below the scale the
+            ELBO settles at is not reached in a short run; see ``DEFAULT_POSTERIOR_STD``.
 
     Shapes: ``forward(x)`` ``(B, C, H, W)`` -> decoder output ``(B, C, H, W)`` (logits or means)
     under a fresh weight sample (per example for Flipout / LRT, per call for Reparam).
@@ -134,19 +154,20 @@ class BayesianAE(nn.Module):
         prior: Any = None,
         likelihood: str = "bernoulli",
         gaussian_std: float | None = None,
+        posterior_std_init: float = DEFAULT_POSTERIOR_STD,
     ) -> None:
         super().__init__()
-        from vbayes import to_bayesian
-
         if latent < 1:
             raise ValueError(f"BayesianAE: latent must be >= 1, got {latent}")
+        if not (0 < posterior_std_init < math.inf):
+            raise ValueError(f"BayesianAE: posterior_std_init must be a finite number > 0, got {posterior_std_init}")
         self.likelihood = PixelLikelihood(likelihood, gaussian_std)
         body, features, decoder = build_networks(arch, image_shape, latent, hidden)
         if likelihood == "gaussian":
             decoder = nn.Sequential(decoder, nn.Sigmoid())
-        kwargs: dict[str, Any] = {"estimator": estimator}
-        if prior is not None:
-            kwargs["prior"] = prior
+        if prior is None:
+            prior = Normal(0.0, DEFAULT_PRIOR_SCALE)
+        kwargs: dict[str, Any] = {"estimator": estimator, "prior": prior, "posterior_std_init": posterior_std_init}
         self.encoder = to_bayesian(nn.Sequential(body, nn.Linear(features, latent)), **kwargs)
         self.decoder = to_bayesian(decoder, **kwargs) if bayesian_decoder else decoder
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -158,9 +179,10 @@ class BayesianAE(nn.Module):
             "hidden": hidden if isinstance(hidden, int) else list(hidden),
             "estimator": estimator,
             "bayesian_decoder": bool(bayesian_decoder),
-            "prior": None if prior is None else repr(prior),
+            "prior": repr(prior),
             "likelihood": likelihood,
             "gaussian_std": gaussian_std,
+            "posterior_std_init": float(posterior_std_init),
         }
 
     def encode(self, x: Tensor) -> Tensor:
@@ -188,8 +210,6 @@ class BayesianAE(nn.Module):
 
     def kl_per_example(self, dataset_size: int) -> Tensor:
         """KL(q(w) || p(w)) / N: the weights' share of the negative ELBO per example (nats)."""
-        from vbayes import kl_divergence
-
         if dataset_size < 1:
             raise ValueError(f"BayesianAE: dataset_size must be >= 1, got {dataset_size}")
         return kl_divergence(self) / dataset_size
@@ -201,8 +221,6 @@ class BayesianAE(nn.Module):
         first for a Bernoulli likelihood); ``dataset_size`` is N, the number of training
         examples, so the KL is paid once per pass over the data. Returns a scalar (nats).
         """
-        from vbayes import elbo_loss
-
         return elbo_loss(self.reconstruction_nll(x).mean(), self, dataset_size)
 
     @torch.no_grad()
@@ -228,23 +246,17 @@ class BayesianAE(nn.Module):
         ``x`` ``(N, C, H, W)``; see :func:`sample_reconstructions` for the memory bound and
         ``on_sample``. The weights are sampled whatever the model's sampling mode.
         """
-        from vbayes import sampling_mode
-
         with sampling_mode(self, "sample"):
             return sample_reconstructions(self.encode, self.decode_mean, x, n_samples, chunk, on_sample)
 
     @torch.no_grad()
     def mean_codes(self, x: Tensor, chunk: int = DEFAULT_CHUNK_ROWS) -> Tensor:
         """Images ``(N, C, H, W)`` -> codes ``(N, D)`` under the posterior-mean weights."""
-        from vbayes import sampling_mode
-
         with sampling_mode(self, "mean"):
             return torch.cat([self.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
         """Mean images ``(B, C, H, W)`` under the posterior-mean weights."""
-        from vbayes import sampling_mode
-
         with sampling_mode(self, "mean"):
             return self.decode_mean(self.encode(x))
