@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib
@@ -71,6 +72,37 @@ def test_page_is_self_contained_with_header_and_toc(tmp_path: Path) -> None:
     toc = page[page.index('<nav class="toc'):page.index("</nav>")]
     assert [re.sub("<[^>]+>", "", s) for s in re.findall(r'<a href="#[^"]+">[^<]*</a>', toc)] == [
         "Configuration", "Latent space", "Latent map", "Latent space"]
+
+
+class _TagBalance(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def test_markup_is_well_nested() -> None:
+    report = Report("t", subtitle="s")
+    report.add_config({"a": 1, "long": "x" * 80})
+    report.add_metrics({"nll": 1.5})
+    report.add_table("T", [{"a": 1.0, "b": "x"}], caption="c", highlight={"a": "max"})
+    report.add_table("Empty", [])
+    report.add_section("S")
+    report.add_text("", "one\n\ntwo")
+    report.add_figures_row([(_fig(), "a", None), (_fig(1), "b", None)], heading="Row")
+    checker = _TagBalance()
+    checker.feed(report.to_html())
+    assert checker.errors == [] and checker.stack == []
 
 
 def test_text_config_and_tables_are_escaped() -> None:
@@ -148,6 +180,15 @@ def test_write_replaces_old_report_and_closes_pyplot_figures(tmp_path: Path) -> 
     report.write(tmp_path / "again")  # the PNGs are kept, so writing twice works
     assert _files(tmp_path / "again") == ["figures/grid.png", "report.html"]
     assert _files(tmp_path) == ["again/figures/grid.png", "again/report.html", "figures/grid.png", "report.html"]
+
+
+def test_failed_write_leaves_no_page_and_no_temp_files(tmp_path: Path) -> None:
+    report = Report("t")
+    report.add_figure(_fig(), "named", name="grid")
+    (tmp_path / "figures").write_text("a file where the figures folder should be")
+    with pytest.raises(OSError):
+        report.write(tmp_path)
+    assert _files(tmp_path) == ["figures"]  # the page is written last, so it never refers to missing files
 
 
 def _sample_report(out: Path) -> Path:
