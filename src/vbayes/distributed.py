@@ -165,3 +165,37 @@ def run_on_main(fn: Callable[[], T]) -> T:
     if outcome[0] == "error":
         raise VBayesError(outcome[1])
     return outcome[1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawned(rank: int, fn: Callable[..., Any], world_size: int, port: int, threads: int, args: tuple) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(threads)
+    try:
+        fn(*args)
+    finally:  # spawned children skip atexit handlers: leave the group explicitly
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def launch_local(fn: Callable[..., Any], nprocs: int, args: tuple = (), threads: int = 1) -> None:
+    """Run ``fn(*args)`` in ``nprocs`` fresh processes on this machine, as ``torchrun`` would.
+
+    Each process gets ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` and
+    ``threads`` intra-op threads; ``fn`` must be importable (a module-level function). Raises
+    when a process fails. Used by the tests and ``vbayes bench ddp``; users run ``torchrun``.
+    """
+    import torch.multiprocessing as mp
+
+    mp.spawn(_spawned, args=(fn, nprocs, _free_port(), threads, args), nprocs=nprocs, join=True)
