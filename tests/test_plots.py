@@ -180,8 +180,9 @@ def _scatters(ax: Axes) -> list[PathCollection]:
 def test_latent_map_colours_by_class_with_legend() -> None:
     g = torch.Generator().manual_seed(0)
     z, labels = torch.randn(200, 2, generator=g), torch.arange(200) % 10
-    ax = P.plot_latent_map(z, labels)
+    ax = P.plot_latent_map(z, labels, legend_title="digit")
     groups = _scatters(ax)
+    assert ax.get_legend().get_title().get_text() == "digit"
     assert len(groups) == 10
     np.testing.assert_allclose(groups[3].get_offsets(), z[labels == 3].double().numpy(), rtol=1e-6)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [str(i) for i in range(10)]

@@ -24,7 +24,7 @@ def _class_colours(n_classes: int) -> list[Any]:
 
 
 def plot_latent_map(z: Tensor | np.ndarray, labels: Tensor | np.ndarray | None, ax: Axes | None = None,
-                    projected: bool = False, title: str | None = None) -> Axes:
+                    projected: bool = False, title: str | None = None, legend_title: str = "label") -> Axes:
     """Scatter of codes ``z`` ``(N, D)`` coloured by ``labels`` ``(N,)`` (e.g. the digit).
 
     Args:
@@ -36,6 +36,7 @@ def plot_latent_map(z: Tensor | np.ndarray, labels: Tensor | np.ndarray | None, 
         projected: ``z`` is already a 2-D projection of a larger latent space (e.g. t-SNE); the
             axes are then called "component 1/2" instead of ``z_1``/``z_2``.
         title: the title; a default one is used when ``None``.
+        legend_title: the name of the labels (e.g. "digit") in the legend or on the colour bar.
     """
     codes = to_numpy(z, "z")
     if codes.ndim != 2 or codes.shape[0] == 0:
@@ -52,7 +53,7 @@ def plot_latent_map(z: Tensor | np.ndarray, labels: Tensor | np.ndarray | None, 
         base = lab if lab is not None else np.zeros(n)
         jitter = np.random.default_rng(0).uniform(-0.3, 0.3, n)  # fixed, for a stable picture
         codes = np.stack([codes[:, 0], base + jitter], axis=1)
-        ylabel = "label (jittered)" if lab is not None else ""
+        ylabel = f"{legend_title} (jittered)" if lab is not None else ""
     elif d > 2:
         codes, explained = project_2d(codes)
         default_title = f"Latent space (PCA projection of {d}-D codes, {explained.sum():.0%} of variance)"
@@ -70,12 +71,12 @@ def plot_latent_map(z: Tensor | np.ndarray, labels: Tensor | np.ndarray | None, 
             colour = colours[cls] if by_value else colours[i]
             ax.scatter(codes[mask, 0], codes[mask, 1], s=size, alpha=0.75, linewidths=0,
                        color=colour, label=str(cls), rasterized=True)
-        ax.legend(title="label", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
+        ax.legend(title=legend_title, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
                   markerscale=2.0, handletextpad=0.2, borderaxespad=0.0)
     else:
         points = ax.scatter(codes[:, 0], codes[:, 1], c=lab, s=size, alpha=0.8, linewidths=0,
                             cmap="viridis", rasterized=True)
-        figure_for(ax).colorbar(points, ax=ax, label="label")
+        figure_for(ax).colorbar(points, ax=ax, label=legend_title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.25)
