@@ -108,3 +108,19 @@ def test_hmc_refuses_large_networks() -> None:
     y = torch.randint(0, 10, (10,))
     with pytest.raises(VBayesError, match="max_params"):
         get_method("hmc", task="classification", n_classes=10, hidden=(100,)).fit(x, y)
+
+
+@pytest.mark.parametrize("task, activation", [("regression", "relu"), ("regression", "tanh"), ("classification", "relu")])
+def test_hand_written_gradient_equals_autograd(task: str, activation: str) -> None:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(9, 3, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (9,), generator=gen) if task == "classification" else torch.randn(9, generator=gen, dtype=torch.float64)
+    m = get_method("hmc", task=task, n_classes=3 if task == "classification" else None, hidden=(4, 5), activation=activation)
+    m._build(3)
+    m.prior_sd = m.prior_sd.double()
+    theta = torch.randn(2, m.n_params, generator=gen, dtype=torch.float64, requires_grad=True)
+    lp = m.log_prob(theta, x, y)
+    (expected,) = torch.autograd.grad(lp.sum(), theta)
+    value, grad = m.value_and_grad(theta.detach(), x, y)
+    torch.testing.assert_close(value, lp.detach())
+    torch.testing.assert_close(grad, expected)

@@ -24,7 +24,7 @@ over warm-up + sampling time) and ``grad_evals``.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -62,21 +62,55 @@ class BatchedMLP:
             parts.append(torch.full((b,), prior_std))
         return torch.cat(parts)
 
-    def __call__(self, theta: Tensor, x: Tensor) -> Tensor:
-        """``theta`` ``(C, >= n_params)``, ``x`` ``(N, D)`` -> outputs ``(C, N, K)``."""
+    def _layers(self, theta: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Weights ``(C, fan_in, fan_out)`` and biases ``(C, 1, fan_out)`` as views of ``theta``."""
         c = theta.shape[0]
-        h = x.unsqueeze(0).expand(c, *x.shape)
-        off = 0
-        n_layers = len(self.sizes) - 1
-        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+        out, off = [], 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:]):
             w = theta[:, off : off + a * b].reshape(c, a, b)
             off += a * b
-            bias = theta[:, off : off + b].unsqueeze(1)
+            out.append((w, theta[:, off : off + b].unsqueeze(1)))
             off += b
+        return out
+
+    def __call__(self, theta: Tensor, x: Tensor) -> Tensor:
+        """``theta`` ``(C, >= n_params)``, ``x`` ``(N, D)`` -> outputs ``(C, N, K)``."""
+        h = x.unsqueeze(0).expand(theta.shape[0], *x.shape)
+        layers = self._layers(theta)
+        for i, (w, bias) in enumerate(layers):
             h = torch.baddbmm(bias, h, w)
-            if i < n_layers - 1:
+            if i < len(layers) - 1:
                 h = self.act(h)
         return h
+
+    @property
+    def manual_backward(self) -> bool:
+        """Whether :meth:`forward_backward` supports the activation (relu, tanh)."""
+        return self.act in (torch.relu, torch.tanh)
+
+    def forward_backward(self, theta: Tensor, x: Tensor, dout: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        """Value and gradient without autograd (hand-written backward pass, about 2x faster).
+
+        ``dout(out)`` maps the outputs ``(C, N, K)`` to ``(value (C,), d value / d out (C, N, K))``;
+        returns ``value`` and its gradient ``(C, n_params)`` with respect to ``theta[:, :n_params]``.
+        """
+        c = theta.shape[0]
+        layers = self._layers(theta)
+        hs = [x.unsqueeze(0).expand(c, *x.shape)]
+        for i, (w, bias) in enumerate(layers):
+            a = torch.baddbmm(bias, hs[-1], w)
+            hs.append(self.act(a) if i < len(layers) - 1 else a)
+        value, delta = dout(hs[-1])
+        grads: list[Tensor] = []
+        for i in range(len(layers) - 1, -1, -1):
+            w, _ = layers[i]
+            grads.append(delta.sum(1))  # bias (C, fan_out)
+            grads.append(torch.bmm(hs[i].transpose(1, 2), delta).reshape(c, -1))  # weight (C, fan_in * fan_out)
+            if i > 0:
+                delta = torch.bmm(delta, w.transpose(1, 2))
+                h = hs[i]
+                delta = delta * (h > 0) if self.act is torch.relu else delta * (1 - h * h)
+        return value, torch.cat(grads[::-1], 1)
 
 
 class HMCMethod(Method):
@@ -148,6 +182,44 @@ class HMCMethod(Method):
         n = y.shape[0]
         return lp + 0.5 * n * s - 0.5 * s.exp() * ((y - f) ** 2).sum(1)
 
+    def value_and_grad(self, theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`log_prob` ``(C,)`` and its gradient ``(C, P)`` by the hand-written backward pass."""
+        net_p = self.net.n_params
+        w = theta[:, :net_p]
+        var = self.prior_sd**2
+        prior_lp = -0.5 * (w * w / var).sum(1)
+        extra: dict[str, Tensor] = {}
+        n = y.shape[0]
+        if self.task == "classification":
+            onehot = torch.nn.functional.one_hot(y, self.n_classes).to(theta.dtype)
+
+            def dout(out: Tensor) -> tuple[Tensor, Tensor]:
+                logp = torch.log_softmax(out, -1)
+                return (logp * onehot).sum((1, 2)), onehot - logp.exp()
+
+        else:
+            if self.learn_noise:
+                s = theta[:, -1]
+            else:
+                s = torch.full_like(theta[:, 0], -2.0 * math.log(float(self.options["noise_std"])))
+            tau = s.exp()
+
+            def dout(out: Tensor) -> tuple[Tensor, Tensor]:
+                r = y - out[..., 0]  # (C, N)
+                sse = (r * r).sum(1)
+                extra["sse"] = sse
+                return 0.5 * n * s - 0.5 * tau * sse, (tau[:, None] * r).unsqueeze(-1)
+
+        value, grad = self.net.forward_backward(theta, x, dout)
+        value = value + prior_lp
+        grad = grad - w / var
+        if self.learn_noise:
+            a, b = float(self.options["gamma_shape"]), float(self.options["gamma_rate"])
+            value = value + a * s - b * tau
+            g_s = a + 0.5 * n - tau * (b + 0.5 * extra["sse"])
+            grad = torch.cat([grad, g_s[:, None]], 1)
+        return value, grad
+
     def _init(self, x: Tensor, y: Tensor, c: int) -> Tensor:
         theta = torch.randn(c, self.n_params) * torch.cat([self.prior_sd, torch.ones(self.n_params - self.net.n_params)])
         if self.learn_noise:
@@ -180,6 +252,7 @@ class HMCMethod(Method):
         res = sample_hmc(
             lambda th: self.log_prob(th, x, y),
             init,
+            value_and_grad=(lambda th: self.value_and_grad(th, x, y)) if self.net.manual_backward else None,
             num_warmup=int(opt["num_warmup"]),
             num_samples=int(opt["num_samples"]),
             n_leapfrog=int(opt["n_leapfrog"]),

@@ -52,13 +52,24 @@ class HMCResult:
     extra: dict = field(default_factory=dict)
 
 
-def _value_and_grad(log_prob: LogProb, q: Tensor) -> tuple[Tensor, Tensor]:
-    """``log_prob(q)`` ``(C,)`` and its gradient ``(C, P)``; non-finite values become -inf / 0."""
-    with torch.enable_grad():
-        qq = q.detach().requires_grad_(True)
-        lp = log_prob(qq)
-        (grad,) = torch.autograd.grad(lp.sum(), qq)
-    lp = lp.detach()
+ValueAndGrad = Callable[[Tensor], "tuple[Tensor, Tensor]"]
+
+
+def _autograd(log_prob: LogProb) -> ValueAndGrad:
+    def value_and_grad(q: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            qq = q.detach().requires_grad_(True)
+            lp = log_prob(qq)
+            (grad,) = torch.autograd.grad(lp.sum(), qq)
+        return lp.detach(), grad
+
+    return value_and_grad
+
+
+def _value_and_grad(vg: ValueAndGrad, q: Tensor) -> tuple[Tensor, Tensor]:
+    """``vg(q)``: log density ``(C,)`` and gradient ``(C, P)``; non-finite values become -inf / 0."""
+    with torch.no_grad():
+        lp, grad = vg(q)
     bad = ~torch.isfinite(lp)
     if bad.any():
         lp = torch.where(bad, torch.full_like(lp, -math.inf), lp)
@@ -114,7 +125,7 @@ def _windows(num_warmup: int) -> list[tuple[int, int]]:
     return out
 
 
-def _initial_step_size(log_prob: LogProb, q: Tensor, lp: Tensor, grad: Tensor, inv_mass: Tensor,
+def _initial_step_size(log_prob: ValueAndGrad, q: Tensor, lp: Tensor, grad: Tensor, inv_mass: Tensor,
                        step: Tensor, generator: torch.Generator | None) -> Tensor:
     """Stan-style heuristic: double or halve each chain's step until one leapfrog step's
     acceptance probability crosses 0.5."""
@@ -151,6 +162,7 @@ def sample_hmc(
     num_samples: int = 500,
     n_leapfrog: int = 32,
     thin: int = 1,
+    value_and_grad: ValueAndGrad | None = None,
     target_accept: float = 0.8,
     adapt_mass: bool = True,
     jitter: bool = True,
@@ -159,7 +171,9 @@ def sample_hmc(
 ) -> HMCResult:
     """Run C chains of HMC from ``init`` ``(C, P)`` on ``log_prob`` (see the module docstring).
 
-    Returns :class:`HMCResult` with ``num_samples // thin`` draws per chain.
+    ``value_and_grad(theta) -> (log_prob (C,), grad (C, P))`` may replace autograd on
+    ``log_prob`` (e.g. a hand-written backward pass). Returns :class:`HMCResult` with
+    ``num_samples // thin`` draws per chain.
     """
     if init.ndim != 2:
         raise ValueError(f"init must be (chains, params), got {tuple(init.shape)}")
@@ -167,6 +181,7 @@ def sample_hmc(
         raise ValueError("need num_samples >= 1, num_warmup >= 0, n_leapfrog >= 1, thin >= 1")
     q = init.detach().clone()
     c, n_params = q.shape
+    log_prob = value_and_grad if value_and_grad is not None else _autograd(log_prob)  # type: ignore[assignment]
     lp, grad = _value_and_grad(log_prob, q)
     inv_mass = torch.ones_like(q)
     step = _initial_step_size(log_prob, q, lp, grad, inv_mass, torch.full((c,), 0.1, dtype=q.dtype), generator)
