@@ -46,7 +46,7 @@ class ImageData:
 def stratified_split(
     labels: np.ndarray, fractions: tuple[float, float, float], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices of a class-stratified split into three parts.
+    """Indices of a class-stratified split into three parts, each in a fixed shuffled order.
 
     Uses NumPy's legacy ``RandomState``, whose stream is frozen by NumPy's compatibility
     policy, so the split never changes between runs or versions.
@@ -61,7 +61,8 @@ def stratified_split(
         parts[0].append(idx[:n_train])
         parts[1].append(idx[n_train : n_train + n_val])
         parts[2].append(idx[n_train + n_val :])
-    out = tuple(np.sort(np.concatenate(p)) for p in parts)
+    # classes interleaved in a fixed random order, so that the first examples show every digit
+    out = tuple(idx[rng.permutation(len(idx))] for idx in (np.concatenate(p) for p in parts))
     return out  # type: ignore[return-value]
 
 
