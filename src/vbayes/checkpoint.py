@@ -41,6 +41,7 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "plain_config",
+    "find_last_checkpoint",
 ]
 
 
@@ -140,3 +141,16 @@ def set_rng_state(state: dict[str, Any], shuffle: torch.Generator | None = None)
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     if shuffle is not None and "shuffle" in state:
         shuffle.set_state(state["shuffle"])
+
+
+def find_last_checkpoint(out: str | os.PathLike[str]) -> Path | None:
+    """The ``last.pt`` to resume a run in ``out`` from, or None.
+
+    ``out/last.pt`` when present, otherwise the most recently written ``last.pt`` in one of
+    ``out``'s hidden ``.staging-*`` folders (where an interrupted command stages its files).
+    """
+    root = Path(out)
+    if (root / "last.pt").is_file():
+        return root / "last.pt"
+    staged = [p for p in root.glob(".staging-*/last.pt") if p.is_file()]
+    return max(staged, key=lambda p: p.stat().st_mtime) if staged else None

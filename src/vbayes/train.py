@@ -198,11 +198,12 @@ class Trainer:
         self,
         train: tuple[Tensor, ...],
         val: tuple[Tensor, ...] | None = None,
-        resume: bool = False,
+        resume: bool | str | Path = False,
     ) -> TrainResult:
         """Train on ``train`` (tensors sharing their first dimension N), validating on ``val``.
 
-        With ``resume=True`` training continues from ``out_dir/last.pt``. Afterwards
+        With ``resume=True`` training continues from ``out_dir/last.pt`` (or from the ``last.pt``
+        path given as ``resume``, e.g. :func:`~vbayes.checkpoint.find_last_checkpoint`'s). Afterwards
         ``self.model`` holds the best-on-validation weights. Raises
         :class:`~vbayes.errors.TrainingDiverged` on a NaN/infinite loss (files keep the last
         good epoch) and :class:`~vbayes.errors.DataError` for empty, mismatched or non-finite data.
@@ -218,8 +219,8 @@ class Trainer:
             "epoch": 0, "step": 0, "best_val": math.inf, "best_epoch": 0, "best_model": None,
             "bad_epochs": 0, "stopped_early": False, "history": [],
         }  # fmt: skip
-        if resume:
-            self._load_last(n_train)
+        if resume is not False:
+            self._load_last(n_train, None if resume is True else Path(resume))
         else:
             seed_everything(cfg.seed + self.dist.rank)
         st = self._state
@@ -372,8 +373,8 @@ class Trainer:
         )  # fmt: skip
         save_checkpoint(self.out_dir / "last.pt", payload)
 
-    def _load_last(self, n_train: int) -> None:
-        path = self.last_path
+    def _load_last(self, n_train: int, path: Path | None) -> None:
+        path = path or self.last_path
         if path is None:
             raise ValueError("Trainer.fit(resume=True) needs an out_dir holding last.pt")
         if not path.exists():

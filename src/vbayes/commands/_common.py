@@ -56,8 +56,14 @@ def nonneg_float(text: str) -> float:
     return value
 
 
-def add_run_args(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """``--out``, ``--overwrite``, ``--seed``, ``--device``, ``--data-dir``."""
+def add_run_args(parser: argparse.ArgumentParser, default_out: str, resumable: bool = False) -> None:
+    """``--out``, ``--overwrite``, ``--seed``, ``--device``, ``--data-dir`` and ``--config FILE``.
+
+    With ``resumable=True`` also ``--resume`` (continue the run in ``--out`` from its
+    ``last.pt``); a command that opts in passes ``args.resume`` to ``prepare_out`` and
+    ``find_last_checkpoint(out)`` to ``Trainer.fit(resume=...)``. ``--config FILE`` reads any of
+    the parser's long options from a JSON/TOML file (see :mod:`vbayes.config`).
+    """
     parser.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -67,6 +73,15 @@ def add_run_args(parser: argparse.ArgumentParser, default_out: str) -> None:
         default=None,
         help="directory of data files (MNIST IDX, UCI layout); default $VBAYES_DATA",
     )
+    if resumable:
+        parser.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the interrupted run in --out from its last checkpoint (last.pt)",
+        )
+    from vbayes.config import install_config_option
+
+    install_config_option(parser)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,16 +95,25 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def prepare_out(path: str | os.PathLike[str], overwrite: bool) -> Path:
+def prepare_out(path: str | os.PathLike[str], overwrite: bool, resume: bool = False) -> Path:
     """Create the run directory, refusing to replace a previous run unless ``overwrite``.
 
     A directory counts as a previous run when it holds ``config.json`` or ``metrics.json``.
-    Raises :class:`VBayesError` when the path cannot be written.
+    With ``resume`` the directory must instead hold a checkpoint to continue from (``last.pt``,
+    possibly in an unfinished ``.staging-*`` folder). Raises :class:`VBayesError` when the path
+    cannot be written.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise VBayesError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and not overwrite:
+    if resume:
+        from vbayes.checkpoint import find_last_checkpoint
+
+        if overwrite:
+            raise VBayesError("--resume and --overwrite contradict each other: pick one")
+        if find_last_checkpoint(out) is None:
+            raise VBayesError(f"--resume: nothing to resume in {out} (no last.pt)")
+    elif out.is_dir() and not overwrite:
         if (out / "config.json").exists() or (out / "metrics.json").exists():
             raise VBayesError(f"--out {out} already holds a run; pass --overwrite to replace it")
     try:
