@@ -114,6 +114,16 @@ def test_sample_reconstructions_moments_match_closed_form():
     assert ((out.codes.std(0) - s).abs() <= 5 * s / math.sqrt(2 * s_count)).all()
 
 
+def test_sample_reconstructions_keeps_codes_of_the_first_inputs_only():
+    torch.manual_seed(3)
+    calls: list[int] = []
+    sample_code, decode, _, _ = _linear_toy(torch.zeros(6), torch.ones(6), 0.1, calls)
+    x = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1).expand(6, 1, 4, 4).contiguous()
+    assert sample_reconstructions(sample_code, decode, x, 7, chunk=4, keep_codes=5).codes.shape == (7, 5, 2)
+    none = sample_reconstructions(sample_code, decode, x, 7, chunk=4, keep_codes=0)
+    assert none.codes.shape == (7, 0, 2) and none.mean.shape == x.shape
+
+
 def test_sample_reconstructions_bad_arguments():
     f = lambda x: x.flatten(1)[:, :2]  # noqa: E731
     with pytest.raises(ValueError, match="n_samples"):

@@ -85,7 +85,7 @@ def bae_test_metrics(
     try:
         nll = float(model.expected_nll(target, nll_samples).mean())  # type: ignore[operator]
         kl = float(model.kl_per_example(dataset_size))  # type: ignore[operator]
-        summary = model.sample_reconstructions(x_test, n_samples)  # type: ignore[operator]
+        summary = model.sample_reconstructions(x_test, n_samples, keep_codes=0)  # type: ignore[operator]
     finally:
         model.train(was_training)
     return {

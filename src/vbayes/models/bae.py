@@ -52,7 +52,8 @@ class ReconstructionSamples:
         mean: ``(N, C, H, W)`` per-pixel mean over the S decoded images (pixel means in [0, 1]
             for a Bernoulli likelihood).
         std: ``(N, C, H, W)`` per-pixel standard deviation over the S decoded images (ddof 0).
-        codes: ``(S, N, D)`` the sampled latent codes.
+        codes: ``(S, K, D)`` the sampled latent codes of the first K inputs (K = N unless
+            ``keep_codes`` limited it).
         n_samples: S.
     """
 
@@ -69,6 +70,7 @@ def sample_reconstructions(
     n_samples: int = 100,
     chunk: int = DEFAULT_CHUNK_ROWS,
     on_sample: Callable[[Tensor, Tensor, Tensor], None] | None = None,
+    keep_codes: int | None = None,
 ) -> ReconstructionSamples:
     """S stochastic reconstructions of each input, summarised per pixel in bounded memory.
 
@@ -81,10 +83,12 @@ def sample_reconstructions(
         decode: ``(n, D)`` codes -> ``(n, C, H, W)`` decoded images (e.g. Bernoulli means).
         x: ``(N, C, H, W)`` inputs.
         n_samples: S >= 1.
-        chunk: at most this many inputs per forward pass; memory beyond the ``(N, C, H, W)``
-            accumulators and the ``(S, N, D)`` codes is O(chunk * C * H * W), whatever S.
+        chunk: at most this many inputs per forward pass; memory beyond the two ``(N, C, H, W)``
+            float64 accumulators and the kept codes is O(chunk * C * H * W), whatever S.
         on_sample: optional ``on_sample(z (n, D), recon (n, C, H, W), index (n,))`` called for
             every chunk of every round (e.g. to classify each reconstruction).
+        keep_codes: keep the sampled codes of only the first this many inputs (``None``: all),
+            so that memory does not grow as S * N for a very large S.
 
     Returns:
         A :class:`ReconstructionSamples` (float32, on ``x``'s device).
@@ -96,6 +100,7 @@ def sample_reconstructions(
     if x.dim() < 2 or len(x) == 0:
         raise ValueError(f"sample_reconstructions: x must be a non-empty (N, ...) batch, got {tuple(x.shape)}")
     n = len(x)
+    keep = n if keep_codes is None else max(0, min(int(keep_codes), n))
     total = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
     total_sq = torch.zeros_like(total)
     codes: list[Tensor] = []
@@ -111,10 +116,11 @@ def sample_reconstructions(
                 r64 = recon.double()
                 total[start : start + len(xc)] += r64
                 total_sq[start : start + len(xc)] += r64 * r64
-                row.append(z.detach())
+                if start < keep:
+                    row.append(z.detach()[: keep - start])
                 if on_sample is not None:
                     on_sample(z, recon, torch.arange(start, start + len(xc), device=x.device))
-            codes.append(torch.cat(row))
+            codes.append(torch.cat(row) if row else z.new_zeros((0, *z.shape[1:])))
     mean = total / n_samples
     var = (total_sq / n_samples - mean * mean).clamp_min(0.0)
     return ReconstructionSamples(mean.float(), var.sqrt().float(), torch.stack(codes).float(), n_samples)
@@ -240,14 +246,15 @@ class BayesianAE(nn.Module):
         n_samples: int = 100,
         chunk: int = DEFAULT_CHUNK_ROWS,
         on_sample: Callable[[Tensor, Tensor, Tensor], None] | None = None,
+        keep_codes: int | None = None,
     ) -> ReconstructionSamples:
         """S weight samples per input: per-pixel mean / std of the decoded images and the S codes.
 
-        ``x`` ``(N, C, H, W)``; see :func:`sample_reconstructions` for the memory bound and
-        ``on_sample``. The weights are sampled whatever the model's sampling mode.
+        ``x`` ``(N, C, H, W)``; see :func:`sample_reconstructions` for the memory bound,
+        ``on_sample`` and ``keep_codes``. The weights are sampled whatever the model's sampling mode.
         """
         with sampling_mode(self, "sample"):
-            return sample_reconstructions(self.encode, self.decode_mean, x, n_samples, chunk, on_sample)
+            return sample_reconstructions(self.encode, self.decode_mean, x, n_samples, chunk, on_sample, keep_codes)
 
     @torch.no_grad()
     def mean_codes(self, x: Tensor, chunk: int = DEFAULT_CHUNK_ROWS) -> Tensor:
