@@ -19,6 +19,7 @@ from vbayes.heads import standard_normal_kl
 __all__ = [
     "LIKELIHOODS",
     "bernoulli_log_likelihood",
+    "bernoulli_nll",
     "gaussian_log_likelihood",
     "diag_gaussian_log_prob",
     "standard_normal_kl",
@@ -32,15 +33,20 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
-    """log p(x | logits) of independent Bernoulli pixels, summed per example.
+def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+    """-log p(x | logits) of independent Bernoulli pixels (the cross-entropy), summed per example.
 
     ``logits`` and ``x`` are ``(B, ...)`` (``x`` in {0, 1}, or in [0, 1] for the continuous
     cross-entropy); returns ``(B,)`` nats. Numerically stable for any logit.
     """
     if logits.shape != x.shape:
-        raise ValueError(f"bernoulli_log_likelihood: logits {tuple(logits.shape)} and x {tuple(x.shape)} differ")
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        raise ValueError(f"bernoulli_nll: logits {tuple(logits.shape)} and x {tuple(x.shape)} differ")
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
+    """log p(x | logits) of independent Bernoulli pixels, summed per example: ``-bernoulli_nll``, ``(B,)`` nats."""
+    return -bernoulli_nll(logits, x)
 
 
 def gaussian_log_likelihood(mean: Tensor, x: Tensor, std: Tensor | float) -> Tensor:

@@ -131,8 +131,9 @@ def vae_loss_fn(options: AutoencoderOptions) -> LossFn:
             x = torch.bernoulli(x)
         nll, kl = model.loss_terms(x)  # type: ignore[operator]
         weight = kl_weight(ctx.step, options.warmup * ctx.steps_per_epoch, options.beta) if ctx.training else options.beta
-        loss = (nll + weight * kl).mean()
-        return loss, {"nll": nll.mean().detach(), "kl": kl.mean().detach(), "kl_weight": weight}
+        nll_mean, kl_mean = nll.mean(), kl.mean()
+        loss = nll_mean + kl_mean if weight == 1.0 else nll_mean + weight * kl_mean
+        return loss, {"nll": nll_mean.detach(), "kl": kl_mean.detach(), "kl_weight": weight}
 
     return loss_fn
 

@@ -65,7 +65,7 @@ class AE(nn.Module):
 
     def reconstruction_nll(self, x: Tensor) -> Tensor:
         """``-log p(x | decode(encode(x)))`` per example, ``(B,)`` nats."""
-        return -self.likelihood.log_prob(self(x), x)
+        return self.likelihood.nll(self(x), x)
 
     def loss(self, x: Tensor) -> Tensor:
         """Mean reconstruction NLL over the batch (nats per example)."""

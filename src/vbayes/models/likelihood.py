@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vbayes.losses import LIKELIHOODS, bernoulli_log_likelihood, gaussian_log_likelihood
+from vbayes.losses import LIKELIHOODS, bernoulli_nll, gaussian_log_likelihood
 
 
 class PixelLikelihood(nn.Module):
@@ -61,9 +61,13 @@ class PixelLikelihood(nn.Module):
 
     def log_prob(self, output: Tensor, x: Tensor) -> Tensor:
         """log p(x | output) summed over pixels: ``(B, C, H, W)`` twice -> ``(B,)`` nats."""
+        return -self.nll(output, x)
+
+    def nll(self, output: Tensor, x: Tensor) -> Tensor:
+        """-log p(x | output) summed over pixels: ``(B, C, H, W)`` twice -> ``(B,)`` nats."""
         if self.kind == "bernoulli":
-            return bernoulli_log_likelihood(output, x)
-        return gaussian_log_likelihood(output, x, self.std())
+            return bernoulli_nll(output, x)
+        return -gaussian_log_likelihood(output, x, self.std())
 
     def mean(self, output: Tensor) -> Tensor:
         """Mean image E[x | output]: ``sigmoid(logits)`` or the Gaussian means, ``(B, C, H, W)``."""

@@ -111,7 +111,7 @@ class VAE(nn.Module):
     def loss_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """One-sample ``(reconstruction NLL -log p(x|z), KL(q(z|x) || p(z)))``, each ``(B,)`` nats."""
         out = self(x, generator)
-        return -self.likelihood.log_prob(out.output, x), out.kl
+        return self.likelihood.nll(out.output, x), out.kl
 
     def loss(
         self, x: Tensor, generator: torch.Generator | None = None, kl_weight: float | None = None
@@ -154,7 +154,7 @@ class VAE(nn.Module):
     def reconstruction_nll(self, x: Tensor) -> Tensor:
         """``-log p(x | z = mu(x))`` per example, ``(B,)`` nats (decoding the posterior mean)."""
         mu, _ = self.encode(x)
-        return -self.likelihood.log_prob(self.decode(mu), x)
+        return self.likelihood.nll(self.decode(mu), x)
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """Mean image of p(x | z = mu(x)), ``(B, C, H, W)``."""
