@@ -184,3 +184,19 @@ def test_cli_moons_and_uci(tmp_path: Path, stand_in) -> None:
     assert "published" in html and "3.01" in html  # boston's PBP RMSE next to ours
     assert main(["uq", "--data", "uci", "--data-dir", str(layout), "--splits", "5", "--methods", "ensemble",
                  "--out", str(tmp_path / "u2")]) == 2
+
+
+def test_real_methods_through_the_pipeline() -> None:
+    """The real ``vbayes.methods`` behind the same pipeline (tiny budgets: wiring, not quality)."""
+    pytest.importorskip("vbayes.methods.hmc")
+    data = load_toy_gap(seed=0, n_train=20, n_test=30)
+    data.x_grid = data.x_grid[::20]
+    opts = {"hmc": {"num_chains": 2, "num_warmup": 20, "num_samples": 20, "init_steps": 20, "n_leapfrog": 4},
+            "ensemble": {"n_members": 2}}
+    res = run_methods(["output", "ensemble", "hmc"], data, progress=False, epochs=2, method_options=opts)
+    for name, r in res.items():
+        assert r.ok, (name, r.metrics)
+        assert all(math.isfinite(r.metrics[k]) for k in REG_KEYS), name
+    assert {"rhat_max", "ess_min", "divergences"} <= set(res["hmc"].metrics)
+    assert res["output"].metrics["gap_epistemic_ratio"] is None
+    assert res["ensemble"].metrics["gap_epistemic_ratio"] > 0

@@ -118,17 +118,20 @@ def run_toy_comparison(
     hidden: Sequence[int] = (50,),
     factory: MethodFactory | None = None,
     progress: bool = False,
+    method_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Compare ``methods`` on a 1-D toy (``toy-gap`` or ``cubic``) and, when ``report`` (a
     :class:`vbayes.report.Report`) is given, append the bands figure, the metrics table and the
-    gap reading to it (figure names prefixed ``uq_``). Returns the metrics per method."""
+    gap reading to it (figure names prefixed ``uq_``). ``method_options`` maps a method name to
+    its options (e.g. ``{"hmc": {"num_samples": 200}}``). Returns the metrics per method."""
     from vbayes.uq.pipeline import resolve_methods
 
     if data not in REGRESSION_SETS:
         raise DataError(f"run_toy_comparison: data must be one of {', '.join(REGRESSION_SETS)}, got {data!r}")
     names = resolve_methods(methods)
     loaded = load_experiment_data(data, seed)
-    results = run_methods(names, loaded, factory, progress=progress, hidden=tuple(hidden), epochs=epochs, seed=seed)
+    results = run_methods(names, loaded, factory, progress=progress, hidden=tuple(hidden), epochs=epochs, seed=seed,
+                          method_options=method_options)
     metrics = _clean({k: r.metrics for k, r in results.items()})
     if report is not None:
         report.add_section(f"Inference methods on {data}")

@@ -53,7 +53,8 @@ def _panels(results: Mapping[str, MethodResult], draw: Callable[[str, MethodResu
 
 def bands_figure(results: Mapping[str, MethodResult], data: RegressionData,
                  truth: Callable[[Any], Any] | None = None) -> Figure | None:
-    """Predictive bands of every successful method on a 1-D toy, side by side (shared y-range)."""
+    """Predictive bands of every successful method on a 1-D toy, side by side; dotted lines mark
+    where the toy-gap epistemic ratios are measured (gap middle, extrapolation points)."""
     if data.x_grid is None:
         return None
 
@@ -63,6 +64,9 @@ def bands_figure(results: Mapping[str, MethodResult], data: RegressionData,
             data.x_train, data.y_train, data.x_grid, grid.mean, grid.total_var.sqrt(), grid.epistemic_var.sqrt(),
             ax=ax, title=display(name), truth=truth(data.x_grid[:, 0]) if truth is not None else None,
         )
+        marks = ([data.meta["gap_middle"]] if "gap_middle" in data.meta else []) + list(data.meta.get("extrapolation", []))
+        for x in marks:
+            ax.axvline(x, color="grey", linestyle=":", linewidth=0.9)
 
     fig = _panels(results, draw)
     if fig is not None:

@@ -239,16 +239,18 @@ def run_methods(
     *,
     progress: bool = True,
     desc: str | None = None,
+    method_options: dict[str, dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> dict[str, MethodResult]:
     """Fit every method on ``data`` (regression or classification by the data's type), with a
-    tqdm bar over methods; keyword arguments go to :func:`fit_regression` /
+    tqdm bar over methods; ``method_options`` maps a method name to its options (e.g.
+    ``{"hmc": {"num_samples": 200}}``); other keyword arguments go to :func:`fit_regression` /
     :func:`fit_classification`."""
     fit = fit_regression if isinstance(data, RegressionData) else fit_classification
     results: dict[str, MethodResult] = {}
     bar = tqdm(list(methods), desc=desc or data.name, disable=not progress, leave=False)
     for name in bar:
         bar.set_postfix_str(name)
-        results[name] = fit(name, data, factory, **kwargs)
+        results[name] = fit(name, data, factory, options=(method_options or {}).get(name), **kwargs)
     bar.close()
     return results

@@ -98,7 +98,9 @@ def add_regression_sections(report: Any, data: RegressionData, results: Mapping[
     fig = bands_figure(results, data, truth)
     if fig is not None:
         report.add_figure(fig, f"Predictive bands on {data.name}: mean, ±2 std of the total predictive "
-                          "(light) and of its epistemic part (dark), training points in black.",
+                          "(light) and of its epistemic part (dark), training points in black"
+                          + ("; dotted lines: the gap's middle and the extrapolation points of the ratios."
+                             if "gap_middle" in data.meta else "."),
                           name=f"{prefix}bands", heading="Predictive bands")
     report.add_table(f"Test metrics on {data.name}", metric_rows(metrics, "regression"),
                      caption="Original target scale; NLL is of the predictive mixture (nats per point).")
