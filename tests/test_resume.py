@@ -47,28 +47,54 @@ def test_resume_without_last_checkpoint_is_a_user_error(tmp_path: Path) -> None:
         train_run(tmp_path, 2, resume=True)
 
 
+def _start_stalling_child(out: Path) -> Any:
+    """Start 5 epochs of training in a child process that stalls at global step 15.
+
+    Forked when this process runs one thread (fast: torch is already imported), else a fresh
+    interpreter running tests/test_train_common.py. Returns an object with pid/poll()/wait().
+    """
+    if torch.get_num_threads() == 1 and hasattr(os, "fork"):
+        import multiprocessing
+
+        proc = multiprocessing.get_context("fork").Process(target=train_run, args=(out, 5), kwargs={"stall_at": 15})
+        proc.start()
+
+        class Handle:
+            pid = proc.pid
+
+            def poll(self) -> int | None:
+                return proc.exitcode
+
+            def wait(self, timeout: float) -> int | None:
+                proc.join(timeout)
+                return proc.exitcode
+
+        return Handle()
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(out), "5", "--stall-at", "15"], env=env)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    ref_model, ref = train_run(None, 5)
     # 6 steps per epoch: global step 15 is the 4th step of epoch 3 (two epochs are checkpointed)
-    child = subprocess.Popen([sys.executable, str(SCRIPT), str(out), "5", "--stall-at", "15"], env=env)
+    child = _start_stalling_child(out)
     try:
         deadline = time.monotonic() + 120
         while not (out / "stalled").exists():
             assert child.poll() is None, "the training process ended before it was killed"
             assert time.monotonic() < deadline, "the training process never reached step 15"
             time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
+        os.kill(child.pid, signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     finally:
         if child.poll() is None:
-            child.kill()
+            os.kill(child.pid, signal.SIGKILL)
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     model, result = train_run(out, 5, resume=True)
-    ref_model, ref = train_run(None, 5)
     assert same_weights(model, ref_model)
     assert curves(result) == curves(ref)
     assert (result.best_epoch, result.best_val) == (ref.best_epoch, ref.best_val)

@@ -227,7 +227,7 @@ class Trainer:
         runner: nn.Module = _LossModule(self.model, self.loss_fn)
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            runner = nn.parallel.DistributedDataParallel(runner, device_ids=ids, find_unused_parameters=True)
+            runner = nn.parallel.DistributedDataParallel(runner, device_ids=ids, static_graph=True)
         bar = self._progress_bar(spe * cfg.epochs, st["step"])
         try:
             while st["epoch"] < cfg.epochs and not st["stopped_early"]:
@@ -257,7 +257,8 @@ class Trainer:
                 loss, logs = self.loss_fn(self.model, batch, ctx)
                 acc.add(i, loss, logs, batch[0].shape[0])
         self.model.train(was_training)
-        return acc.reduce()
+        mean, logs, _ = acc.reduce()
+        return mean, logs
 
     # ------------------------------------------------------------------ one epoch
     def _run_epoch(
@@ -301,10 +302,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
-        bad = acc.first_nonfinite()
+        train_loss, train_logs, bad = acc.reduce()
         if bad is not None:
             self._diverged(bad[1], epoch, bad[0], spe)
-        train_loss, train_logs = acc.reduce()
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None, "seconds": seconds}
         row.update(train_logs)
         if val is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch
@@ -89,26 +88,27 @@ class EpochAccumulator:
         counts = self._counts()[: i + 1]
         return float((self.losses[: i + 1] * counts).sum() / counts.sum().clamp_min(1))
 
-    def first_nonfinite(self) -> tuple[int, float] | None:
-        """(step index, value) of the first NaN/infinite loss over all ranks, or None."""
-        bad = ~torch.isfinite(self.losses[: self.used])
-        idx = torch.nonzero(bad).flatten()
-        first = torch.tensor([int(idx[0]) if idx.numel() else self.used + 1], device=self.device)
-        if _distributed():
-            dist.all_reduce(first, op=dist.ReduceOp.MIN)
-        step = int(first.item())
-        if step > self.used:
+    def _first_nonfinite(self) -> tuple[int, float] | None:
+        bad = torch.nonzero(~torch.isfinite(self.losses[: self.used])).flatten()
+        if bad.numel() == 0:
             return None
-        value = float(self.losses[step]) if step < self.used else math.nan
-        return step, value if not math.isfinite(value) else math.nan
+        step = int(bad[0])
+        return step, float(self.losses[step])
 
-    def reduce(self) -> tuple[float, dict[str, float]]:
-        """Example-weighted mean loss and logs over this epoch, pooled over all ranks."""
+    def reduce(self) -> tuple[float, dict[str, float], tuple[int, float] | None]:
+        """Pooled over all ranks: the example-weighted mean loss, the mean logs, and the first
+        non-finite loss as ``(step index, value)`` (None when every loss was finite).
+
+        Costs one ``all_gather_object`` (log keys, non-finite steps) and one ``all_reduce``.
+        """
         keys = sorted(set(self.tensor_logs) | set(self.float_logs))
+        bad = self._first_nonfinite()
         if _distributed():
             gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, keys)
-            keys = sorted(set().union(*gathered))
+            dist.all_gather_object(gathered, (keys, bad))
+            keys = sorted(set().union(*(k for k, _ in gathered)))
+            flagged = [b for _, b in gathered if b is not None]
+            bad = min(flagged) if flagged else None
         counts = self._counts()
         sums = [(self.losses[: self.used] * counts).sum(), counts.sum()]
         for key in keys:
@@ -121,4 +121,4 @@ class EpochAccumulator:
             dist.all_reduce(packed, op=dist.ReduceOp.SUM)
         values = packed.tolist()
         n = max(values[1], 1.0)
-        return values[0] / n, {key: v / n for key, v in zip(keys, values[2:])}
+        return values[0] / n, {key: v / n for key, v in zip(keys, values[2:])}, bad
