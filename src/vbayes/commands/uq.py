@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.uq.experiment import load_experiment_data
     from vbayes.uq.pipeline import resolve_methods
 
-    resolve_device(args.device)
+    from vbayes.errors import VBayesError
+
+    if resolve_device(args.device).type != "cpu":
+        raise VBayesError("vbayes uq runs on the CPU only (the inference methods take no device); drop --device")
     methods = resolve_methods(args.methods)
     load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
     out = prepare_out(args.out, args.overwrite)

@@ -76,7 +76,7 @@ def run_uq(
     out = Path(out)
     loaded = load_experiment_data(data, seed, data_dir)
     config = {"data": data, "methods": list(methods), "epochs": epochs if epochs is not None else "method default",
-              "seed": seed, "hidden": list(hidden) if hidden else "default"}
+              "seed": seed, "hidden": list(hidden or (50,))}
     if data == "uci":
         from vbayes.uq.uci import run_uci
 
