@@ -92,3 +92,24 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + EPOCHS
     assert load_checkpoint(tmp_path / "checkpoint.pt")["config"] == {"ddp": True}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from vbayes.commands._common import prepare_out
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"checkpoint")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert prepare_out(run, overwrite=False, resume=True) == run
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after the test
+    scratch = prepare_out(run, overwrite=False, resume=True)
+    assert scratch != run and scratch.is_dir() and (scratch / "last.pt").read_bytes() == b"checkpoint"
+    assert sys.stdout.name == os.devnull
+    (run / "config.json").write_text("{}")
+    with pytest.raises(VBayesError, match="already holds a run"):  # every rank fails alike
+        prepare_out(run, overwrite=False)

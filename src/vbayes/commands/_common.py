@@ -102,6 +102,11 @@ def prepare_out(path: str | os.PathLike[str], overwrite: bool, resume: bool = Fa
     With ``resume`` the directory must instead hold a checkpoint to continue from (``last.pt``,
     possibly in an unfinished ``.staging-*`` folder). Raises :class:`VBayesError` when the path
     cannot be written.
+
+    Under ``torchrun`` only rank 0 writes the run: the other ranks check the same conditions
+    (so every rank fails alike), then get a private temporary directory instead (removed at
+    exit; with ``resume`` it links to the run's ``last.pt``) and their standard output is
+    silenced, so a command needs no rank checks of its own.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -122,4 +127,26 @@ def prepare_out(path: str | os.PathLike[str], overwrite: bool, resume: bool = Fa
         probe.close()
     except OSError as err:
         raise VBayesError(f"--out {out} cannot be written: {err.strerror or err}") from None
+    from vbayes.distributed import env_info
+
+    if env_info().rank > 0:
+        return _scratch_out(out, resume)
     return out
+
+
+def _scratch_out(out: Path, resume: bool) -> Path:
+    """A private run directory for a torchrun rank > 0 (see :func:`prepare_out`)."""
+    import atexit
+    import shutil
+    import sys
+
+    scratch = Path(tempfile.mkdtemp(prefix="vbayes-rank-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if resume:
+        from vbayes.checkpoint import find_last_checkpoint
+
+        last = find_last_checkpoint(out)
+        if last is not None:
+            (scratch / "last.pt").symlink_to(last.resolve())
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    return scratch
