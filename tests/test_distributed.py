@@ -51,27 +51,30 @@ def test_env_info(monkeypatch: pytest.MonkeyPatch) -> None:
 EPOCHS, BATCH = 3, 45  # 192 examples: 5 global steps per epoch of 45 (22 + 23 per rank), the last of 12
 
 
-def _fit(out: Path | None) -> tuple[torch.nn.Module, object]:
+def _fit(out: Path | None, epochs: int = EPOCHS, resume: bool = False) -> tuple[torch.nn.Module, object]:
     train, val = regression_data()
     model = make_model(seed=3, dropout=0.0)  # deterministic forward: the curves must agree closely
     model.register_parameter("unused", torch.nn.Parameter(torch.ones(3)))  # DDP must cope with it
-    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=3e-3, seed=11, progress=False)
-    return model, Trainer(model, mse_loss, cfg, out_dir=out, run_config={"ddp": True}).fit(train, val)
+    cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=3e-3, seed=11, progress=False)
+    return model, Trainer(model, mse_loss, cfg, out_dir=out, run_config={"ddp": True}).fit(train, val, resume=resume)
 
 
-def _ddp_worker(out: str) -> None:
-    model, result = _fit(Path(out))
+def _ddp_worker(out: str, epochs: int = EPOCHS, resume: bool = False) -> None:
+    model, result = _fit(Path(out), epochs, resume)
     rank = torch.distributed.get_rank()
     record = {"rank": rank, "history": result.history, "weights": [p.detach().flatten().tolist() for p in model.parameters()]}
     Path(out, f"rank{rank}.json").write_text(json.dumps(record))
 
 
+def _start_method() -> str:
+    """fork starts in ~1 s instead of re-importing torch twice; safe while this process runs one thread."""
+    return "fork" if torch.get_num_threads() == 1 and hasattr(os, "fork") else "spawn"
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     ref_model, ref = _fit(None)  # first: it also imports what Adam imports lazily, before the fork
-    # fork starts in ~1 s instead of re-importing torch twice; safe while this process runs one thread
-    method = "fork" if torch.get_num_threads() == 1 and hasattr(os, "fork") else "spawn"
-    launch_local(_ddp_worker, 2, args=(str(tmp_path),), start_method=method, timeout=180)
+    launch_local(_ddp_worker, 2, args=(str(tmp_path),), start_method=_start_method(), timeout=180)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     # both ranks end with the same (best) weights and the same pooled metrics
     assert ranks[0]["weights"] == ranks[1]["weights"]
@@ -113,3 +116,19 @@ def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypa
     (run / "config.json").write_text("{}")
     with pytest.raises(VBayesError, match="already holds a run"):  # every rank fails alike
         prepare_out(run, overwrite=False)
+
+
+@pytest.mark.slow
+def test_two_process_run_resumes_exactly(tmp_path: Path) -> None:
+    _fit(None, 1)  # imports what Adam imports lazily, before the fork
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    launch_local(_ddp_worker, 2, args=(str(straight), 3), start_method=_start_method(), timeout=180)
+    launch_local(_ddp_worker, 2, args=(str(split), 2), start_method=_start_method(), timeout=180)
+    launch_local(_ddp_worker, 2, args=(str(split), 3, True), start_method=_start_method(), timeout=180)
+    for rank in range(2):
+        a = json.loads((straight / f"rank{rank}.json").read_text())
+        b = json.loads((split / f"rank{rank}.json").read_text())
+        assert a["weights"] == b["weights"]
+        assert [(h["train_loss"], h["val_loss"]) for h in a["history"]] == [(h["train_loss"], h["val_loss"]) for h in b["history"]]
+    final_a, final_b = (load_checkpoint(d / "last.pt")["model"] for d in (straight, split))
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
