@@ -118,7 +118,7 @@ class HMCMethod(Method):
     draws (at most ``max_predict``, evenly thinned).
 
     Options: ``num_chains`` (4), ``num_warmup`` (500), ``num_samples`` (500), ``thin`` (1),
-    ``n_leapfrog`` (32), ``target_accept`` (0.8), ``prior_std`` (1.0), ``noise`` (``gamma`` or
+    ``n_leapfrog`` (64), ``target_accept`` (0.8), ``prior_std`` (1.0), ``noise`` (``gamma`` or
     ``fixed``), ``noise_std`` (fixed noise, standardised units), ``gamma_shape`` (1.0),
     ``gamma_rate`` (0.01), ``init`` (``map`` or ``prior``), ``init_steps`` (300 Adam steps),
     ``activation`` (relu), ``max_params`` (20,000: larger networks raise VBayesError),
@@ -131,7 +131,7 @@ class HMCMethod(Method):
         "num_warmup": 500,
         "num_samples": 500,
         "thin": 1,
-        "n_leapfrog": 32,
+        "n_leapfrog": 64,
         "target_accept": 0.8,
         "prior_std": 1.0,
         "noise": "gamma",

@@ -36,7 +36,9 @@ from vbayes.priors import Normal
 class VariationalMethod(Method):
     """Shared implementation; subclasses set ``layer``.
 
-    Options: ``prior_std`` (std of the ``priors.Normal(0, prior_std)`` weight prior, 1.0),
+    Options: ``prior_std`` (1.0) and ``prior_scaling`` (``fan_in``: each layer's prior is
+    ``priors.Normal(0, prior_std / sqrt(fan_in))``, as for ``hmc`` and ``sgld``, so that the prior
+    over functions stays O(1) as the width grows; ``none``: ``Normal(0, prior_std)``),
     ``posterior_std_init`` (initial posterior std, 1e-2), ``n_samples`` (prediction draws, 100),
     ``lr``, ``batch_size``, ``steps``, ``activation``, ``noise``, ``kl_weight`` (1.0; multiplies
     KL / N, 1 is the true ELBO), ``kl_warmup`` (fraction of the training steps over which the
@@ -47,6 +49,7 @@ class VariationalMethod(Method):
     layer: ClassVar[type[nn.Module]] = LinearReparam
     defaults: ClassVar[dict[str, Any]] = {
         "prior_std": 1.0,
+        "prior_scaling": "fan_in",
         "posterior_std_init": 1e-2,
         "n_samples": 100,
         "lr": 1e-2,
@@ -62,12 +65,14 @@ class VariationalMethod(Method):
         opt = self.options
         if not float(opt["prior_std"]) > 0:
             raise VBayesError(f"{self.name}: prior_std must be > 0, got {opt['prior_std']}")
-        prior = Normal(0.0, float(opt["prior_std"]))
+        if opt["prior_scaling"] not in ("fan_in", "none"):
+            raise VBayesError(f"{self.name}: prior_scaling must be fan_in or none, got {opt['prior_scaling']!r}")
         std0 = float(opt["posterior_std_init"])
         layer = type(self).layer
 
         def linear(a: int, b: int) -> nn.Module:
-            return layer(a, b, prior=prior, posterior_std_init=std0)
+            scale = float(opt["prior_std"]) / (math.sqrt(a) if opt["prior_scaling"] == "fan_in" else 1.0)
+            return layer(a, b, prior=Normal(0.0, scale), posterior_std_init=std0)
 
         self.head = GaussianHead(opt["noise"]) if self.task == "regression" else None
         self.model = mlp(x.shape[1], self.hidden, self.out_features, activation=opt["activation"], linear=linear)
