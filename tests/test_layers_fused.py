@@ -29,7 +29,7 @@ def test_gradcheck(mode, loc, scale):
     mu, rho, eps = _params()
 
     def f(mu, rho):
-        return PosteriorSample.apply(mu, rho, eps.clone(), mode, loc, scale, None)
+        return PosteriorSample.apply(mode, loc, scale, None, (eps.clone(),), mu, rho)
 
     assert torch.autograd.gradcheck(f, (mu, rho))
 
@@ -38,7 +38,7 @@ def test_gradcheck(mode, loc, scale):
 def test_matches_plain_autograd(mode):
     mu, rho, eps = _params((6, 5), seed=1)
     prior = Normal(0.2, 0.7)
-    out, kl = PosteriorSample.apply(mu, rho, eps.clone(), mode, 0.2, 0.7, None)
+    out, kl = PosteriorSample.apply(mode, 0.2, 0.7, None, (eps.clone(),), mu, rho)
     sigma = F.softplus(rho)
     ref_out = {"weight": mu + sigma * eps, "delta": sigma * eps, "var": sigma**2}[mode]
     ref_kl = D.kl_divergence(D.Normal(mu, sigma), D.Normal(prior.loc, prior.scale)).sum()
@@ -54,9 +54,11 @@ def test_matches_plain_autograd(mode):
 def test_sum_log_matches_log_sum_and_falls_back():
     g = torch.Generator().manual_seed(3)
     x = torch.rand(1001, generator=g) * 5 + 1e-3  # not a multiple of 8
-    torch.testing.assert_close(sum_log(x), x.double().log().sum().float(), rtol=1e-6, atol=1e-3)
-    tiny = torch.full((64,), 1e-9)  # block products underflow float32: exact fallback
-    torch.testing.assert_close(sum_log(tiny), torch.tensor(64 * math.log(1e-9)), rtol=1e-6, atol=0)
+    torch.testing.assert_close(sum_log(x), x.double().log().sum(), rtol=1e-6, atol=1e-3)
+    big = torch.rand(10_001, generator=g) * 5 + 1e-3  # the blocked-product path, with a tail
+    torch.testing.assert_close(sum_log(big), big.double().log().sum(), rtol=1e-6, atol=1e-3)
+    tiny = torch.full((8192,), 1e-9)  # block products underflow float32: exact fallback
+    torch.testing.assert_close(sum_log(tiny), torch.tensor(8192 * math.log(1e-9), dtype=torch.float64))
     x64 = x.double()
     torch.testing.assert_close(sum_log(x64), x64.log().sum())
 

@@ -31,104 +31,133 @@ def softplus_inverse(sigma: Tensor) -> Tensor:
 
 
 def sum_log(x: Tensor) -> Tensor:
-    """sum(log(x)) of a positive tensor as a 0-dim tensor of ``x.dtype``.
+    """sum(log(x)) of a positive tensor, accumulated in float64 (0-dim float64 tensor).
 
-    Multiplies the tensor's 8 (float64: 32) equal slices elementwise and takes the log of the
-    products, one pass over ``x`` and 8x (32x) fewer logarithms than ``x.log().sum()``. Falls back
-    to the plain sum of logs when a product leaves the safe range (float32 values outside about
-    [2e-5, 4e4]). The result is accumulated in float64.
+    For large tensors, multiplies the tensor's 8 (float64: 32) equal slices elementwise and
+    takes the log of the products: one pass over ``x`` and 8x (32x) fewer logarithms than
+    ``x.log().sum()``. Falls back to the plain sum of logs when a product leaves the safe
+    range (float32 values outside about [2e-5, 4e4]).
     """
     flat = x.detach().reshape(-1)
+    n = flat.numel()
     k, lo, hi = (32, 1e-290, 1e290) if x.dtype == torch.float64 else (8, 1e-36, 1e36)
-    m = flat.numel() // k
+    m = n // k
+    if n < 4096:
+        return flat.log().sum(dtype=torch.float64)
     prods = flat[: m * k].view(k, m).prod(0)
-    if m:
-        low, high = torch.aminmax(prods)
-        if not (float(low) > lo and float(high) < hi):
-            return flat.to(torch.float64).log().sum().to(x.dtype)
-    total = prods.to(torch.float64).log().sum() + flat[m * k :].to(torch.float64).log().sum()
-    return total.to(x.dtype)
+    low, high = torch.aminmax(prods)
+    if not (float(low) > lo and float(high) < hi):
+        return flat.log().sum(dtype=torch.float64)
+    total = prods.log().sum(dtype=torch.float64)
+    if m * k < n:
+        total = total + flat[m * k :].log().sum(dtype=torch.float64)
+    return total
 
 
-def _normal_kl_value(mu: Tensor, sigma: Tensor, loc: float, scale: float) -> Tensor:
-    """KL(N(mu, sigma^2) || N(loc, scale^2)) summed over all elements (0-dim, nats)."""
+def _normal_kl_value(mu: Tensor, sigma: Tensor, loc: float, scale: float) -> Tensor | float:
+    """KL(N(mu, sigma^2) || N(loc, scale^2)) summed over all elements (nats).
+
+    A Python float on CPU (fewer tiny tensor ops), a 0-dim float64 tensor elsewhere (no sync).
+    """
     n = mu.numel()
     flat_mu = mu.detach().reshape(-1)
     flat_sigma = sigma.reshape(-1)
     centred = flat_mu if loc == 0.0 else flat_mu - loc
     quad = torch.dot(flat_sigma, flat_sigma) + torch.dot(centred, centred)
-    return quad / (2.0 * scale * scale) - sum_log(sigma) + n * (math.log(scale) - 0.5)
+    const = n * (math.log(scale) - 0.5)
+    if mu.device.type == "cpu":
+        return float(quad) / (2.0 * scale * scale) - float(sum_log(sigma)) + const
+    return quad.to(torch.float64) / (2.0 * scale * scale) - sum_log(sigma) + const
 
 
 class PosteriorSample(torch.autograd.Function):
-    """``(out, kl) = PosteriorSample.apply(mu, rho, eps, mode, loc, scale, generator)``.
+    """``(*outs, kl) = PosteriorSample.apply(mode, loc, scale, generator, eps, mu_1, rho_1, ...)``.
+
+    One autograd node for all parameter tensors of a layer (weight and bias).
 
     Args:
-        mu, rho: posterior parameters, same shape; sigma = softplus(rho).
-        eps: standard normal noise of that shape, or ``None`` to draw it (ignored for "var").
         mode: "weight", "delta" or "var" (see the module docstring).
         loc, scale: parameters of a Normal prior, or ``scale=None`` for no closed-form KL
             (then ``kl`` is a constant 0 and the caller computes its own estimate).
         generator: ``torch.Generator`` for eps, or ``None`` for the global one.
+        eps: tuple of standard normal noise tensors, one per pair, or ``None`` to draw them
+            (ignored for "var").
+        mu_i, rho_i: posterior parameters, same shape; sigma_i = softplus(rho_i).
 
     Returns:
-        ``out`` of ``mu``'s shape and the 0-dim KL (nats).
+        one output per pair, of ``mu_i``'s shape, then the 0-dim total KL (nats).
     """
 
     @staticmethod
-    def forward(ctx, mu: Tensor, rho: Tensor, eps: Tensor | None, mode: str, loc: float,  # type: ignore[override]
-                scale: float | None, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        sigma = F.softplus(rho)
-        if mode == "var":
-            out = sigma * sigma
-        else:
-            drawn = eps is None
-            if eps is None:
-                eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-            if mode == "weight":
-                out = torch.addcmul(mu, sigma, eps)
+    def forward(ctx, mode: str, loc: float, scale: float | None,  # type: ignore[override]
+                generator: torch.Generator | None, eps: tuple[Tensor, ...] | None, *params: Tensor):
+        outs, saved = [], []
+        kl = None
+        for i in range(0, len(params), 2):
+            mu, rho = params[i], params[i + 1]
+            sigma = F.softplus(rho)
+            if mode == "var":
+                out = sigma * sigma
+            elif eps is None:
+                noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+                out = torch.addcmul(mu, sigma, noise) if mode == "weight" else noise.mul_(sigma)
             else:
-                out = eps.mul_(sigma) if drawn else sigma * eps
-        if scale is None:
-            kl = torch.zeros((), dtype=mu.dtype, device=mu.device)
+                noise = eps[i // 2]
+                out = torch.addcmul(mu, sigma, noise) if mode == "weight" else sigma * noise
+            if scale is not None:
+                term = _normal_kl_value(mu, sigma, loc, scale)
+                kl = term if kl is None else kl + term
+            outs.append(out)
+            saved += [mu, rho, sigma, out]
+        if kl is None:
+            kl = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
             ctx.mark_non_differentiable(kl)
         else:
-            kl = _normal_kl_value(mu, sigma, loc, scale)
+            kl = torch.as_tensor(kl, dtype=params[0].dtype, device=params[0].device)
         ctx.mode, ctx.loc, ctx.scale = mode, loc, scale
-        ctx.save_for_backward(mu, rho, sigma, out)
-        return out, kl
+        ctx.save_for_backward(*saved)
+        return (*outs, kl)
 
     @staticmethod
-    def backward(ctx, g_out: Tensor | None, g_kl: Tensor | None):  # type: ignore[override]
-        mu, rho, sigma, out = ctx.saved_tensors
-        mode, loc, scale = ctx.mode, ctx.loc, ctx.scale
-        c = 0.0 if (g_kl is None or scale is None) else float(g_kl)
-        grad_mu: Tensor | None = None
-        grad_sigma: Tensor | None = None
-        if g_out is not None:
-            if mode == "weight":
-                grad_mu = g_out if c == 0.0 else torch.add(g_out, mu, alpha=c / scale**2)
-                grad_sigma = torch.sub(out, mu)  # sigma * eps
-            else:  # "delta": out = sigma * eps;  "var": sigma * d(sigma^2)/d(sigma) = 2 out
-                grad_sigma = out if mode == "delta" else out * 2.0
-            # sigma * dL/dsigma - c, in one pass
-            grad_sigma = torch.addcmul(g_out.new_tensor(-c), grad_sigma, g_out,
-                                       out=None if grad_sigma is out else grad_sigma)
+    def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
+        saved = ctx.saved_tensors
+        g_kl = grads[-1]
+        c = 0.0 if (g_kl is None or ctx.scale is None) else float(g_kl)
+        result: list[Tensor | None] = [None] * 5
+        for i in range(0, len(saved), 4):
+            result += _pair_grads(ctx.mode, ctx.loc, ctx.scale, c, grads[i // 4], *saved[i : i + 4])
+        return tuple(result)
+
+
+def _pair_grads(mode: str, loc: float, scale: float | None, c: float, g_out: Tensor | None, mu: Tensor,
+                rho: Tensor, sigma: Tensor, out: Tensor) -> list[Tensor | None]:
+    """Gradients w.r.t. (mu, rho) of <g_out, out> + c * KL for one parameter pair."""
+    grad_mu: Tensor | None = None
+    grad_sigma: Tensor | None = None
+    k = 0.0 if scale is None else c / scale**2
+    if g_out is not None:
+        if mode == "weight":
+            grad_mu = g_out if c == 0.0 else torch.add(g_out, mu, alpha=k)
+            grad_sigma = torch.sub(out, mu)  # sigma * eps
+        else:  # "delta": out = sigma * eps;  "var": sigma * d(sigma^2)/d(sigma) = 2 out
+            grad_sigma = out if mode == "delta" else out * 2.0
+        # sigma * dL/dsigma - c, in one pass
+        grad_sigma = torch.addcmul(g_out.new_tensor(-c), grad_sigma, g_out,
+                                   out=None if grad_sigma is out else grad_sigma)
+    if c != 0.0:
+        if grad_mu is None:
+            grad_mu = mu * k
+        if loc != 0.0:
+            grad_mu = grad_mu - k * loc
+        if grad_sigma is None:
+            grad_sigma = torch.full_like(sigma, -c)
+    if grad_sigma is not None:
+        # divide once by sigma, add the c sigma / s^2 term, chain through softplus
+        grad_sigma.div_(sigma)
         if c != 0.0:
-            kl_mu_coef = c / scale**2
-            if grad_mu is None:
-                grad_mu = mu * kl_mu_coef
-            if loc != 0.0:
-                grad_mu = grad_mu - kl_mu_coef * loc
-            if grad_sigma is None:
-                grad_sigma = torch.full_like(sigma, -c)
-        if grad_sigma is not None:
-            # divide once by sigma, add the c sigma / s^2 term, chain through softplus
-            grad_sigma.div_(sigma)
-            if c != 0.0:
-                grad_sigma.add_(sigma, alpha=c / scale**2)
-            grad_sigma.mul_(torch.sigmoid(rho))
-        return grad_mu, grad_sigma, None, None, None, None, None
+            grad_sigma.add_(sigma, alpha=k)
+        grad_sigma.mul_(torch.sigmoid(rho))
+    return [grad_mu, grad_sigma]
 
 
 def flip_signs(n: int, dtype: torch.dtype, device: torch.device,

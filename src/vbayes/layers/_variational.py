@@ -113,33 +113,32 @@ class VariationalLayer(BayesianModule):
                 rho.copy_(softplus_inverse(std))
 
     # ----------------------------------------------------------------- sampling
-    def _draw(self, name: str, mode: str, want_kl: bool) -> tuple[Tensor, Tensor | None]:
-        """Sample of parameter ``name`` ("weight"/"bias") in ``mode`` and its closed-form KL."""
-        mu: Tensor = getattr(self, f"{name}_mu")
-        rho: Tensor = getattr(self, f"{name}_rho")
+    def _sample_params(self, mode: str) -> tuple[Tensor, Tensor | None]:
+        """Weight and bias tensors in ``mode`` ("weight", "delta", "var"); caches the KL.
+
+        In frozen mode the eps drawn first inside the block are reused.
+        """
+        want_kl = torch.is_grad_enabled()
+        has_bias = self.bias_mu is not None
+        params = (self.weight_mu, self.weight_rho, self.bias_mu, self.bias_rho) if has_bias else (
+            self.weight_mu, self.weight_rho)
         eps = None
         if self._frozen_eps is not None and mode != "var":
-            eps = self._frozen_eps.get(name)
-            if eps is None:
-                eps = torch.randn(mu.shape, generator=self.generator, dtype=mu.dtype, device=mu.device)
-                self._frozen_eps[name] = eps
+            if not self._frozen_eps:
+                for name, mu in (("weight", self.weight_mu), ("bias", self.bias_mu)):
+                    if mu is not None:
+                        self._frozen_eps[name] = torch.randn(mu.shape, generator=self.generator,
+                                                             dtype=mu.dtype, device=mu.device)
+            eps = tuple(self._frozen_eps[k] for k in ("weight", "bias") if k in self._frozen_eps)
         prior = self.prior
         closed = want_kl and isinstance(prior, Normal)
-        out, kl = PosteriorSample.apply(mu, rho, eps, mode, prior.loc_value if closed else 0.0,
-                                        prior.scale_value if closed else None, self.generator)
-        return out, (kl if closed else None)
-
-    def _sample_params(self, mode: str) -> tuple[Tensor, Tensor | None]:
-        """Weight and bias tensors in ``mode`` ("weight", "delta", "var"); caches the KL."""
-        want_kl = torch.is_grad_enabled()
-        w, kl = self._draw("weight", mode, want_kl)
-        b = None
-        if self.bias_mu is not None:
-            b, kl_b = self._draw("bias", mode, want_kl)
-            if kl is not None and kl_b is not None:
-                kl = kl + kl_b
+        res = PosteriorSample.apply(mode, prior.loc_value if closed else 0.0,
+                                    prior.scale_value if closed else None, self.generator, eps, *params)
+        w, b = res[0], (res[1] if has_bias else None)
         if want_kl:
-            if kl is None:  # no closed form: Monte-Carlo estimate at the posterior sample drawn
+            if closed:
+                kl = res[-1]
+            else:  # no closed form: Monte-Carlo estimate at the posterior sample drawn
                 kl = self._mc_kl(w if mode == "weight" else None, b if mode == "weight" else None,
                                  w if mode == "delta" else None, b if mode == "delta" else None)
             self._kl_cache = (self._param_key(), kl)
