@@ -192,8 +192,10 @@ def main() -> None:
     t_v, t_h = statistics.median(times["vbayes"]), statistics.median(times["hand"])
     print(f"threads {torch.get_num_threads()}, epochs {args.epochs}, batch {args.batch_size}, "
           f"train examples {data.x_train.shape[0]}, K {args.iw_samples}")
-    print(f"epoch time  vbayes {t_v:.4f} s   hand-written {t_h:.4f} s   ratio of medians {t_v / t_h:.3f}   "
-          f"median of paired epoch ratios {paired:.3f} (target <= 1.05)")
+    fastest = min(times["vbayes"]) / min(times["hand"])
+    print(f"epoch time (median)  vbayes {t_v:.4f} s   hand-written {t_h:.4f} s")
+    print(f"ratio vbayes / hand-written: median of paired epochs {paired:.3f}   of medians {t_v / t_h:.3f}   "
+          f"of fastest epochs {fastest:.3f}   (target <= 1.05)")
     print(f"test NLL    vbayes {nll['vbayes']:.2f}   hand-written {nll['hand']:.2f} nats/example "
           f"(difference {nll['vbayes'] - nll['hand']:+.2f})")
 
