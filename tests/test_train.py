@@ -213,3 +213,47 @@ def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
     cfg = TrainConfig(epochs=2, batch_size=64, progress=True)
     Trainer(make_model(), mse_loss, cfg).fit(train, val)
     assert "train" in capsys.readouterr().err
+
+
+class _NaNGrad(torch.autograd.Function):
+    """Identity forward, NaN gradient backward: finite loss, poisoned weights."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad * math.nan
+
+
+def test_loss_raising_on_poisoned_weights_is_reported_as_divergence(tmp_path: Path) -> None:
+    train, _ = regression_data()
+
+    def loss_fn(m: nn.Module, b: tuple[Tensor, ...], ctx: StepContext) -> tuple[Tensor, dict[str, Any]]:
+        x, y = b
+        out = m(x)
+        if ctx.step == 3:
+            out = _NaNGrad.apply(out)
+        dist = torch.distributions.Normal(out, 1.0, validate_args=True)  # raises ValueError on NaN loc
+        return -dist.log_prob(y).mean(), {}
+
+    trainer = Trainer(make_model(), loss_fn, TrainConfig(epochs=2, batch_size=64, progress=False), out_dir=tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"weights became non-finite .*ValueError.* at epoch 2, step 2/3 \(global step 4\)"):
+        trainer.fit(train)
+
+
+def test_epoch_accumulator_pools_and_finds_the_first_bad_step() -> None:
+    from vbayes.training.steps import EpochAccumulator
+
+    acc = EpochAccumulator(4, torch.device("cpu"))
+    for i, (loss, n) in enumerate([(1.0, 10), (2.0, 10), (4.0, 5), (math.inf, 0)]):
+        acc.add(i, torch.tensor(loss), {"t": torch.tensor(2 * loss), "f": loss}, n)
+    mean, logs, bad = acc.reduce()
+    assert bad == (3, math.inf)
+    assert mean == pytest.approx((10 + 20 + 20) / 25) and logs["f"] == pytest.approx(mean)
+    # a zero-count (padding) step with an infinite value still poisons the sum: it is flagged above
+    acc2 = EpochAccumulator(2, torch.device("cpu"))
+    acc2.add(0, torch.tensor(3.0), {}, 2)
+    acc2.add(1, torch.tensor(5.0), {}, 6)
+    assert acc2.reduce() == (pytest.approx(4.5), {}, None)

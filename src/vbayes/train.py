@@ -181,13 +181,18 @@ class Trainer:
             idx, weight = shard_indices(perm[s * cfg.batch_size : (s + 1) * cfg.batch_size], info.rank, info.world_size)
             batch = tuple(t[idx] for t in train)
             ctx = StepContext(epoch, st["step"], spe, total, True, n_train, info.rank, info.world_size)
-            if isinstance(runner, _LossModule):
-                loss, logs = self.loss_fn(self.model, batch, ctx)
-            else:
-                runner.module.ctx = ctx
-                loss, logs = runner(batch)
+            try:
+                if isinstance(runner, _LossModule):
+                    loss, logs = self.loss_fn(self.model, batch, ctx)
+                else:
+                    runner.module.ctx = ctx
+                    loss, logs = runner(batch)
+            except (ValueError, RuntimeError) as err:  # e.g. a distribution refusing NaN parameters
+                if all(bool(torch.isfinite(p).all()) for p in params):
+                    raise
+                self._diverged(f"weights became non-finite (the loss raised {type(err).__name__})", epoch, s, spe)
             if check_each_step and not math.isfinite(loss.item()):
-                self._diverged(float(loss.item()), epoch, s, spe)
+                self._diverged(f"loss became {loss.item()}", epoch, s, spe)
             self.optimizer.zero_grad(set_to_none=True)
             (loss if weight == 1.0 else loss * weight).backward()
             if cfg.grad_clip is not None:
@@ -206,17 +211,17 @@ class Trainer:
         seconds = time.perf_counter() - start
         train_loss, train_logs, bad = acc.reduce()
         if bad is not None:
-            self._diverged(bad[1], epoch, bad[0], spe)
+            self._diverged(f"loss became {bad[1]}", epoch, bad[0], spe)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None, "seconds": seconds}
         row.update(train_logs)
         if val is not None:
             val_loss, val_logs = self.evaluate(val, epoch)
             if not math.isfinite(val_loss):
-                self._diverged(val_loss, epoch, spe - 1, spe, where="validation loss")
+                self._diverged(f"validation loss became {val_loss}", epoch, spe - 1, spe)
             row["val_loss"] = val_loss
             row.update({f"val_{k}": v for k, v in val_logs.items()})
         if bar is not None:
-            bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", val=f"{row['val_loss'] or math.nan:.4g}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", val=f"{math.nan if row['val_loss'] is None else row['val_loss']:.4g}")
         return row
 
     def _end_epoch(self, row: dict[str, Any]) -> None:
@@ -304,14 +309,15 @@ class Trainer:
             seed_everything(self.config.seed + rank + 7919 * self._state["epoch"])
 
     # ------------------------------------------------------------------ helpers
-    def _diverged(self, value: float, epoch: int, step_in_epoch: int, spe: int, where: str = "loss") -> None:
+    def _diverged(self, reason: str, epoch: int, step_in_epoch: int, spe: int) -> None:
+        """Restore the best weights so far and raise :class:`TrainingDiverged` (files are untouched)."""
         st = self._state
         global_step = epoch * spe + step_in_epoch
         if st.get("best_model") is not None:
             self.model.load_state_dict(st["best_model"])
         kept = f"; last good checkpoint: {self.last_path} (epoch {st['epoch']})" if st["epoch"] and self.out_dir else ""
         raise TrainingDiverged(
-            f"{where} became {value} at epoch {epoch + 1}, step {step_in_epoch + 1}/{spe} "
+            f"{reason} at epoch {epoch + 1}, step {step_in_epoch + 1}/{spe} "
             f"(global step {global_step}){kept}"
         )
 

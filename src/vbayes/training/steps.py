@@ -78,7 +78,7 @@ class EpochAccumulator:
                     buf = self.tensor_logs[key] = torch.zeros_like(self.losses)
                 buf[i] = value.detach().reshape(())
             else:
-                self.float_logs[key] = self.float_logs.get(key, 0.0) + float(value) * n
+                self.float_logs[key] = self.float_logs.get(key, 0.0) + (float(value) * n if n else 0.0)
 
     def _counts(self) -> Tensor:
         return torch.tensor(self.counts[: self.used], dtype=self.dtype).to(self.device, non_blocking=True)
@@ -110,11 +110,15 @@ class EpochAccumulator:
             flagged = [b for _, b in gathered if b is not None]
             bad = min(flagged) if flagged else None
         counts = self._counts()
-        sums = [(self.losses[: self.used] * counts).sum(), counts.sum()]
+
+        def weighted_sum(values: Tensor) -> Tensor:  # padding steps (count 0) add exactly 0
+            return torch.where(counts > 0, values[: self.used] * counts, 0.0).sum()
+
+        sums = [weighted_sum(self.losses), counts.sum()]
         for key in keys:
             total = torch.zeros((), dtype=self.dtype, device=self.device) + self.float_logs.get(key, 0.0)
             if key in self.tensor_logs:
-                total = total + (self.tensor_logs[key][: self.used] * counts).sum()
+                total = total + weighted_sum(self.tensor_logs[key])
             sums.append(total)
         packed = torch.stack([s.to(self.dtype) for s in sums])
         if _distributed():
