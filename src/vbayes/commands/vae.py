@@ -47,6 +47,8 @@ def add_autoencoder_args(parser: argparse.ArgumentParser, model: str) -> None:
     parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                         help="stop after this many epochs without a better validation loss")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy shared CPU)")
     add_run_args(parser, default_out=f"runs/{model}")
 
 
@@ -87,6 +89,8 @@ def repeat_command(args: argparse.Namespace, model: str, options: Any) -> str:
         parts += ["--early-stopping", str(options.early_stopping)]
     if args.data_dir is not None:
         parts += ["--data-dir", str(args.data_dir)]
+    if args.threads is not None:
+        parts += ["--threads", str(args.threads)]
     return shlex.join(parts)
 
 
@@ -103,6 +107,8 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
 
     options = options_from_args(args, model)
     resolve_device(options.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     data = load(args.data, data_dir=args.data_dir)
     if not isinstance(data, ImageData):
         raise VBayesError(f"--data {args.data} is not an image data set")
@@ -113,6 +119,7 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
         "data_dir": args.data_dir,
         "image_shape": list(data.image_shape),
         "options": asdict(options),
+        "threads": torch.get_num_threads(),
         "versions": {"vbayes": __version__, "torch": torch.__version__},
     }
     existed = Path(args.out).exists()
