@@ -108,6 +108,7 @@ def _toy_register(subparsers: Any) -> None:
     parser = subparsers.add_parser("toyfit")
     parser.add_argument("--epochs", type=positive_int, default=4)
     parser.add_argument("--interrupt-at", type=int, default=None)
+    parser.add_argument("--nan-at", type=int, default=None)
     add_run_args(parser, "runs/toy", resumable=True)
     parser.set_defaults(func=_toy_run)
 
@@ -119,7 +120,8 @@ def _toy_run(args: Any) -> int:
     def loss(model: nn.Module, batch: Any, ctx: StepContext) -> Any:
         if ctx.training and ctx.step == args.interrupt_at:
             raise KeyboardInterrupt
-        return mse_loss(model, batch, ctx)
+        value, logs = mse_loss(model, batch, ctx)
+        return (value * float("nan") if ctx.training and ctx.step == args.nan_at else value), logs
 
     train, val = regression_data()
     cfg = TrainConfig(epochs=args.epochs, batch_size=32, lr=3e-3, seed=args.seed, progress=False)
@@ -183,3 +185,15 @@ def test_resume_finds_last_checkpoint_in_a_staging_folder(tmp_path: Path) -> Non
     assert find_last_checkpoint(tmp_path) == staged / "last.pt"
     (tmp_path / "last.pt").write_bytes(b"y")
     assert find_last_checkpoint(tmp_path) == tmp_path / "last.pt"
+
+
+def test_cli_exits_1_on_divergence_and_the_run_resumes_from_the_last_good_epoch(
+    tmp_path: Path, toy_cli: None, capsys: Any
+) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["toyfit", "--out", str(out), "--seed", "7", "--nan-at", "14"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "training diverged" in err and "epoch 3, step 3/6" in err
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert cli.main(["resume", "--out", str(out)]) == 0  # the recorded command has no --nan-at
+    assert load_checkpoint(out / "last.pt")["epoch"] == 4
