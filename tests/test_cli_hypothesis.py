@@ -103,6 +103,19 @@ def test_junk_before_any_command_fails_in_one_line(argv: list[str]) -> None:
     assert_clean_failure(status, stderr)
 
 
+@SETTINGS
+@given(out=NASTY_TEXT.filter(lambda t: t.strip() != "" and not t.startswith("-")))
+def test_resume_of_any_missing_directory_is_one_line_exit_2(out: str) -> None:
+    from vbayes.cli import main
+
+    err = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err):
+        status = main(["resume", "--out", str(Path(tmp) / "x" / out)])
+    assert status == 2
+    assert_clean_failure(status, err.getvalue())
+    assert "nothing to resume" in err.getvalue()
+
+
 @pytest.mark.xfail(strict=True, reason="cli.OneLineParser.error does not escape line breaks in the user's text "
                    "(reported to the lead); remove this marker once it does")
 @pytest.mark.parametrize("token", ["a\nb", "\r0", "x\u2028y"])
