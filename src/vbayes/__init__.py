@@ -13,6 +13,9 @@ from vbayes.convert import to_bayesian
 from vbayes.elbo import elbo_loss
 from vbayes.predict import predict
 from vbayes.sampling import frozen_sample, sampling_mode
+from vbayes.heads import GaussianHead, StochasticGaussian
+from vbayes.models import AE, VAE
+from vbayes.models.bae import BayesianAE
 
 __all__ = [
     "__version__",
@@ -25,4 +28,9 @@ __all__ = [
     "predict",
     "sampling_mode",
     "frozen_sample",
+    "GaussianHead",
+    "StochasticGaussian",
+    "VAE",
+    "AE",
+    "BayesianAE",
 ]
