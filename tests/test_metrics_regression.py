@@ -127,3 +127,28 @@ def test_table_and_shape_errors() -> None:
         R.rmse(pred, y[:3])
     with pytest.raises(ValueError, match="sigma"):
         R.nll(RegressionPrediction(pred.mu, -pred.sigma), y)
+
+
+def test_crps_many_components_estimate_close_to_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above CRPS_MAX_COMPONENTS the distinct-pair term is a thinned estimate: posterior-like
+    components (means spread 0.3 noise widths) must agree with the exact value within 0.2%."""
+    g = torch.Generator().manual_seed(5)
+    s, n = 240, 6
+    mu = 0.3 * torch.randn(s, n, generator=g, dtype=torch.float64) + torch.randn(n, generator=g, dtype=torch.float64)
+    sigma = 1.0 + 0.1 * torch.rand(s, n, generator=g, dtype=torch.float64)
+    pred, y = RegressionPrediction(mu, sigma), torch.randn(n, generator=g, dtype=torch.float64)
+    exact = R.crps(pred, y)  # 240 <= CRPS_MAX_COMPONENTS: every pair
+    monkeypatch.setattr(R, "CRPS_MAX_COMPONENTS", 60)
+    assert R.crps(pred, y) == pytest.approx(exact, rel=2e-3)
+
+
+def test_mixture_quantile_bimodal_and_single_gaussian() -> None:
+    mu = torch.tensor([[-8.0], [8.0], [9.0]], dtype=torch.float64)
+    sigma = torch.tensor([[0.2], [1.0], [0.05]], dtype=torch.float64)
+    pred = RegressionPrediction(mu, sigma)
+    for q in (0.01, 0.3, 0.34, 0.9, 0.999):
+        ref = optimize.brentq(lambda x: mix_cdf(mu[:, 0].numpy(), sigma[:, 0].numpy(), x) - q, -50, 50, xtol=1e-13)
+        assert float(R.mixture_quantile(pred, q)[0]) == pytest.approx(ref, abs=1e-7), q
+    single = RegressionPrediction(torch.tensor([[1.0, -2.0]]), torch.tensor([[2.0, 0.5]]))
+    expected = torch.tensor([1.0, -2.0]) + torch.tensor([2.0, 0.5]) * stats.norm.ppf(0.975)
+    assert torch.allclose(R.mixture_quantile(single, 0.975).float(), expected, atol=1e-6)
