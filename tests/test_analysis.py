@@ -143,6 +143,14 @@ def test_ambiguity_counter_and_ranking():
     assert find_ambiguous(amb, k=1, exclude=excl)[0][0] == 2
     with pytest.raises(ValueError, match="no recorded"):
         AmbiguityCounter(judge, 3).result()
+    # with labels, an input counts only when its reconstructions are partly its own digit:
+    # input 2 (label 2: 70% 2, 30% 5) stays; input 1 labelled 6 (4 / 9 only) drops to 0
+    labels = torch.tensor([3, 6, 2, 9])
+    classes, shares = amb.pairs(labels)
+    assert classes[2].tolist() == [2, 5] and shares[2].tolist() == pytest.approx([0.7, 0.3])
+    assert classes[1, 0] == 6 and shares[1, 0] == 0.0
+    found = find_ambiguous(amb, k=1, labels=labels)
+    assert found[0][:3] == (2, 2, 5) and found[0][3] == pytest.approx(0.3)
 
 
 def test_digit_classifier_learns_real_digits():

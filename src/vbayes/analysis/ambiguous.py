@@ -3,7 +3,8 @@
 A stochastic auto-encoder (VAE: S codes z ~ q(z|x); Bayesian AE: S weight samples) gives S
 reconstructions of one input. A digit classifier labels each reconstruction; an input is
 ambiguous when a substantial share of its reconstructions is judged to be one digit and
-another substantial share a second digit (the lecture's 4 / 9 confusion).
+another substantial share a second digit (the lecture's 4 / 9 confusion); given the labels,
+one of the two must be the input's own digit.
 """
 
 from __future__ import annotations
@@ -93,20 +94,37 @@ class Ambiguity:
         _, classes = key.topk(2, dim=1)
         return classes, self.fractions.gather(1, classes).float()
 
-    def scores(self) -> Tensor:
-        """``(N,)`` ambiguity score: the runner-up's share of reconstructions, plus a tie-break.
+    def pairs(self, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(classes (N, 2), shares (N, 2))``: the two classes each input is split between.
 
-        The share is in [0, 0.5]; 0 means every reconstruction was judged the same digit.
-        The tie-break (under 1e-3) is the runner-up's mean probability, so inputs whose
-        reconstructions are all one digit are ranked by how close they come to a second one.
+        Without ``labels``: the two most frequent judgements (:meth:`top2`). With ``labels``
+        ``(N,)``: the input's own label and the most frequent *other* judgement, so that an
+        input counts as ambiguous only when its reconstructions are sometimes its own digit and
+        sometimes another one (not when a poor decoder turns it into two wrong digits).
         """
-        classes, fractions = self.top2()
-        runner_prob = self.mean_probs.gather(1, classes[:, 1:]).squeeze(1)
-        return fractions[:, 1] + 1e-3 * runner_prob
+        if labels is None:
+            return self.top2()
+        lab = labels.to(self.fractions.device).long().view(-1, 1)
+        key = self.fractions.double() + 1e-6 * self.mean_probs.double()
+        key = key.scatter(1, lab, float("-inf"))
+        other = key.argmax(1, keepdim=True)
+        classes = torch.cat([lab, other], 1)
+        return classes, self.fractions.gather(1, classes).float()
+
+    def scores(self, labels: Tensor | None = None) -> Tensor:
+        """``(N,)`` ambiguity score: the smaller of the two shares of :meth:`pairs`, plus a tie-break.
+
+        The share is in [0, 0.5]; 0 means the reconstructions were not split between the two
+        classes. The tie-break (under 1e-3) is the second class's mean probability, so inputs
+        are also ranked by how close they come to a second digit.
+        """
+        classes, shares = self.pairs(labels)
+        second_prob = self.mean_probs.gather(1, classes[:, 1:]).squeeze(1)
+        return shares.min(1).values + 1e-3 * second_prob
 
 
 def find_ambiguous(
-    ambiguity: Ambiguity, k: int, exclude: Tensor | None = None
+    ambiguity: Ambiguity, k: int, exclude: Tensor | None = None, labels: Tensor | None = None
 ) -> list[tuple[int, int, int, float]]:
     """The ``k`` most ambiguous inputs, most ambiguous first.
 
@@ -114,21 +132,24 @@ def find_ambiguous(
         ambiguity: the judgement of each input's reconstructions.
         k: how many to return (fewer when there are fewer inputs).
         exclude: optional ``(N,)`` bool mask of inputs not to choose.
+        labels: optional ``(N,)`` true classes; see :meth:`Ambiguity.pairs`.
 
     Returns:
-        ``[(index, class_a, class_b, runner_up_share), ...]`` where ``class_a`` is the most
-        frequent judgement and ``class_b`` the runner-up (share of reconstructions in [0, 0.5]).
+        ``[(index, class_a, class_b, share), ...]``: the two classes the reconstructions are
+        split between (without labels the most frequent judgement and the runner-up; with
+        labels the input's label and the most frequent other judgement) and the smaller of
+        their two shares of the reconstructions (in [0, 0.5]).
     """
     if k < 1:
         raise ValueError(f"find_ambiguous: k must be >= 1, got {k}")
-    scores = ambiguity.scores().clone()
+    scores = ambiguity.scores(labels).clone()
     if exclude is not None:
         scores[exclude] = float("-inf")
-    classes, fractions = ambiguity.top2()
+    classes, shares = ambiguity.pairs(labels)
     order = torch.argsort(scores, descending=True, stable=True)
     out = []
     for i in order[:k].tolist():
         if scores[i] == float("-inf"):
             break
-        out.append((i, int(classes[i, 0]), int(classes[i, 1]), float(fractions[i, 1])))
+        out.append((i, int(classes[i, 0]), int(classes[i, 1]), float(shares[i].min())))
     return out

@@ -4,7 +4,7 @@
 measures their latent spaces the same way (kNN accuracy and silhouette of the digit label,
 location and spread of the codes, smoothness of blending, reconstruction NLL), finds ambiguous
 test inputs automatically (a digit classifier judges each sampled reconstruction; an input is
-ambiguous when its reconstructions are judged to be two different digits) and, given a
+ambiguous when its reconstructions are judged partly its own digit and partly another) and, given a
 :class:`~vbayes.report.Report`, adds the side-by-side figures and tables.
 """
 
@@ -27,17 +27,21 @@ from vbayes.train import TrainConfig
 
 MODEL_KEYS = ("ae", "vae", "bae")
 BLEND_CLASS_PAIRS = [(4, 9), (2, 3), (1, 7), (3, 8), (0, 6)]
-AMBIGUOUS_SHARE = 0.1  # runner-up share of reconstructions from which an input counts as ambiguous
+AMBIGUOUS_SHARE = 0.2
+"""An input counts as ambiguous when at least this share of its sampled reconstructions is judged
+to be its own digit and at least this share one other digit."""
 
 
 @dataclass
 class CompareConfig:
     """Settings of :func:`compare_autoencoders` (every model gets the same networks and optimiser).
 
-    ``iw_samples``: K of the VAE's importance-weighted test NLL; ``samples``: S per shown input (reconstruction mean/std, code clouds); ``search_samples``:
-    S per test input in the ambiguity search; ``search_inputs``: search only the first this many
-    test inputs (``None``: all); ``show``: inputs in the reconstruction figures; ``clouds``:
-    inputs whose code clouds are drawn; ``blend_steps``: frames per blend.
+    ``estimator``: sampling of the Bayesian AE's layers; ``iw_samples``: K of the VAE's
+    importance-weighted test NLL; ``samples``: S per shown input (reconstruction mean/std, code
+    clouds); ``search_samples``: S per test input in the ambiguity search; ``search_inputs``:
+    search only the first this many test inputs (``None``: all); ``classifier_epochs``: training
+    of the digit classifier that judges reconstructions; ``show``: inputs in the reconstruction
+    figures; ``clouds``: inputs whose code clouds are drawn; ``blend_steps``: frames per blend.
     """
 
     latent: int = 2
@@ -132,6 +136,8 @@ def _judge(ambiguity: Ambiguity, i: int) -> str:
 def choose_inputs(ambiguity: dict[str, Ambiguity], y: Tensor, show: int) -> list[tuple[int, str]]:
     """Test inputs to show: the most ambiguous for the Bayesian AE, then the VAE, then typical ones.
 
+    Ambiguous: the reconstructions are split between the input's label ``y`` and one other
+    digit, each with a share of at least ``AMBIGUOUS_SHARE`` (see :func:`find_ambiguous`).
     Returns ``[(index, reason), ...]`` of at most ``show`` distinct indices; ``reason`` is
     ``"ambiguous (bae)"``, ``"ambiguous (vae)"`` or ``"typical"`` (the first test digit of a
     class not shown yet).
@@ -142,7 +148,7 @@ def choose_inputs(ambiguity: dict[str, Ambiguity], y: Tensor, show: int) -> list
     for key, k in quota.items():
         if key not in ambiguity:
             continue
-        for idx, _, _, share in find_ambiguous(ambiguity[key], k, exclude=taken):
+        for idx, _, _, share in find_ambiguous(ambiguity[key], k, exclude=taken, labels=y):
             if share >= AMBIGUOUS_SHARE and len(chosen) < show:
                 chosen.append((idx, f"ambiguous ({key})"))
                 taken[idx] = True
@@ -200,8 +206,11 @@ def compare_autoencoders(
         ``latent_mean``, ``latent_std``, ``blend_mean_change``, ``blend_max_change``,
         ``test_recon_nll`` (see :func:`~vbayes.analysis.views.measure_latent_space`), and
         ``mean_predictive_std`` (pixel std over the model's randomness, 0 for the AE),
-        ``best_epoch``, ``seconds_per_epoch``. ``ambiguous`` lists the shown inputs with how
-        each model's reconstructions were judged.
+        ``best_epoch``, ``seconds_per_epoch``; the VAE's also ``test_elbo`` and ``test_nll``
+        (importance-weighted, ``iw_samples``), the Bayesian AE's ``kl_per_example`` (KL of the
+        weights / N) and ``test_elbo`` (nats per example). ``ambiguous`` lists the shown inputs
+        with how each model's reconstructions were judged; ``ambiguity_summary`` counts the
+        ambiguous searched inputs and their most frequent digit pairs per stochastic model.
 
     Raises:
         VBayesError: an invalid setting or data the models cannot use.
@@ -232,6 +241,7 @@ def _evaluate(models: dict[str, nn.Module], judge: Any, data: Any, cfg: CompareC
         measured = measure_latent_space(view, x_train, y_train, x_test, y_test, eval_targets(view.model, x_test),
                                         pairs, steps=cfg.blend_steps)  # fmt: skip
         metrics[key] = {**measured, "mean_predictive_std": 0.0, **results[key]}
+    metrics["bae"]["test_elbo"] = -(metrics["bae"]["test_recon_nll"] + metrics["bae"]["kl_per_example"])
     n_search = len(x_test) if cfg.search_inputs is None else min(cfg.search_inputs, len(x_test))
     x_search, y_search = x_test[:n_search], y_test[:n_search]
     ambiguity: dict[str, Ambiguity] = {}
@@ -276,11 +286,12 @@ def _input_judgement(classifier: nn.Module, x: Tensor) -> str:
 
 
 def _ambiguity_summary(ambiguity: dict[str, Ambiguity], y: Tensor) -> dict[str, Any]:
-    """Per model: how many searched inputs are ambiguous, and the most frequent digit pairs."""
+    """Per model: how many searched inputs are ambiguous (split between their label and another
+    digit, both shares >= ``AMBIGUOUS_SHARE``) and the most frequent digit pairs."""
     summary: dict[str, Any] = {}
     for key, amb in ambiguity.items():
-        classes, shares = amb.top2()
-        mask = shares[:, 1] >= AMBIGUOUS_SHARE
+        classes, shares = amb.pairs(y)
+        mask = shares.min(1).values >= AMBIGUOUS_SHARE
         pairs: dict[str, int] = {}
         for a, b in classes[mask].tolist():
             name = f"{min(a, b)}/{max(a, b)}"

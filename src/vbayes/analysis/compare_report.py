@@ -167,8 +167,9 @@ def add_comparison(report: Any, views: dict[str, AutoencoderView], data: Any, cf
     report.add_table("The inputs shown", out["ambiguous"], caption=(
         "Each input's reconstructions judged by a digit classifier trained on the training split "
         f"(validation accuracy {out['classifier']['val_accuracy']:.1%}): the most frequent digit and the runner-up, with "
-        f"their shares of the sampled reconstructions. An input counts as ambiguous when the runner-up gets at least "
-        f"{out['ambiguity_summary']['bae']['threshold']:.0%} of them."))
+        f"their shares of the sampled reconstructions. An input counts as ambiguous when at least "
+        f"{out['ambiguity_summary']['bae']['threshold']:.0%} of its reconstructions are judged to be its own digit and "
+        "at least as many one other digit; the most ambiguous for the Bayesian AE come first, then for the VAE."))
     _reconstructions(report, views, x_show.cpu(), {k: _cpu(s) for k, s in summaries.items()}, out["ambiguous"])
     _ambiguous_samples(report, views, x_show, out["ambiguous"])
     report.add_section("Blending between digits")
