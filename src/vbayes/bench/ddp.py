@@ -22,8 +22,12 @@ from vbayes.commands._common import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ddp", help="training samples/s with 1 and N torch.distributed processes",
-                                   description=__doc__.splitlines()[0] if __doc__ else None)  # fmt: skip
+    parser = subparsers.add_parser(
+        "ddp",
+        help="training samples/s with 1 and N torch.distributed processes",
+        description="Training throughput (samples/s) of the vbayes VAE on mnist5k in 1 process and in "
+        "--procs data-parallel processes (gloo, as torchrun starts them), and their ratio.",
+    )
     parser.add_argument("--procs", type=positive_int, default=2, help="processes of the parallel run (default 2)")
     parser.add_argument("--epochs", type=positive_int, default=4, help="epochs per run (default 4)")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="global batch size (default 128)")
