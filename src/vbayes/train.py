@@ -4,14 +4,18 @@ The trainer knows nothing about the model. It calls ``loss_fn(model, batch, ctx)
 returns the per-example mean loss (a scalar tensor, e.g. the negative ELBO in nats per example)
 and a dict of scalar logs (floats or 0-dim tensors)::
 
+    import torch.nn.functional as F
+    from vbayes import kl_divergence
     from vbayes.train import Trainer, TrainConfig
 
-    def loss_fn(model, batch, ctx):
-        (x,) = batch
-        loss = model.loss(x, kl_scale=1.0 / ctx.dataset_size)
-        return loss, {"kl": model.last_kl}
+    def loss_fn(model, batch, ctx):                      # a Bayesian regression net
+        x, y = batch                                     # (B, D), (B, 1)
+        nll = F.gaussian_nll_loss(model(x), y, torch.ones_like(y), full=True)
+        kl = kl_divergence(model) / ctx.dataset_size    # nats per example
+        return nll + kl, {"nll": nll.detach(), "kl": kl.detach()}
 
-    result = Trainer(model, loss_fn, TrainConfig(epochs=30), out_dir="runs/vae").fit((x_train,), (x_val,))
+    trainer = Trainer(model, loss_fn, TrainConfig(epochs=30, seed=0), out_dir="runs/bnn")
+    result = trainer.fit((x_train, y_train), (x_val, y_val))   # trainer.model: best weights
 
 Every epoch it shuffles the training set with a dedicated, seeded ``torch.Generator`` (seeded
 per epoch, as ``DistributedSampler`` does), validates, keeps the best-on-validation weights,
