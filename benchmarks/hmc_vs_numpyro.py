@@ -98,17 +98,24 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     x, y = cubic_standardised(args.seed)
+    print(f"1-{args.width}-1 network on the cubic toy, {args.chains} chains x ({args.warmup} warm-up + {args.samples})")
+
+    def show(r: dict) -> None:
+        print(f"{r['sampler']:40s} time {r['seconds']:7.1f}s  rhat_max {r['rhat_max']:.3f}  ess_min {r['ess_min']:7.1f}"
+              f"  ESS/s {r['ess_per_second']:7.2f}  divergences {r['divergences']}", flush=True)
+
     rows = [run_vbayes(x, y, args)]
+    show(rows[0])
     try:
         import numpyro  # noqa: F401
     except ImportError:
         print("numpyro is not installed: only the vbayes side runs (pip install numpyro jax to compare)")
     else:
         rows.append(run_numpyro(x, y, args))
-    print(f"1-{args.width}-1 network on the cubic toy, {args.chains} chains x ({args.warmup} warm-up + {args.samples})")
-    for r in rows:
-        print(f"{r['sampler']:40s} time {r['seconds']:7.1f}s  rhat_max {r['rhat_max']:.3f}  ess_min {r['ess_min']:7.1f}"
-              f"  ESS/s {r['ess_per_second']:7.2f}  divergences {r['divergences']}")
+        show(rows[1])
+        print(f"numpyro second run (compiled): time {rows[1]['seconds_second_run']:.1f}s  "
+              f"ESS/s {rows[1]['ess_per_second_second_run']:.2f}; mean leapfrog steps per iteration "
+              f"{rows[1]['mean_leapfrog_per_iteration']:.1f}")
     if len(rows) == 2:
         print(f"ratio vbayes / numpyro ESS/s: {rows[0]['ess_per_second'] / rows[1]['ess_per_second']:.2f} "
               f"(vs numpyro without JIT compile: "

@@ -124,3 +124,24 @@ def test_hand_written_gradient_equals_autograd(task: str, activation: str) -> No
     value, grad = m.value_and_grad(theta.detach(), x, y)
     torch.testing.assert_close(value, lp.detach())
     torch.testing.assert_close(grad, expected)
+
+
+def test_bench_mcmc_cli_writes_json_and_figure(tmp_path) -> None:
+    import json
+
+    from vbayes.cli import main
+
+    out = tmp_path / "bench"
+    args = ["bench", "mcmc", "--widths", "2,3", "--chains", "2", "--warmup", "10", "--samples", "8",
+            "--n-leapfrog", "3", "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert [r["width"] for r in result["rows"]] == [2, 3]
+    assert result["rows"][0]["n_params"] == 2 * 2 + 2 + 1 + 1
+    for key in ("rhat_max", "ess_min", "ess_per_second", "divergences", "seconds"):
+        assert key in result["rows"][1]
+    assert (out / "mixing.png").stat().st_size > 1000
+    assert main(args) == 2  # refuses to replace a previous run without --overwrite
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "mcmc", "--widths", "0", "--out", str(out)])
+    assert exit_info.value.code == 2
