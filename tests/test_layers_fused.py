@@ -74,7 +74,8 @@ def test_flip_signs_are_fair_and_independent():
     se = 1 / math.sqrt(s.numel())
     assert abs(s.mean().item()) < 5 * se
     assert abs((s[1:] * s[:-1]).mean().item()) < 5 * se  # neighbouring bits uncorrelated
-    assert abs((s[56:] * s[:-56]).mean().item()) < 5 * se  # same bit of neighbouring words
+    assert abs((s[64:] * s[:-64]).mean().item()) < 5 * se  # same bit of neighbouring words
+    assert abs((s[8:] * s[:-8]).mean().item()) < 5 * se  # same bit of neighbouring bytes
     s2 = flip_signs(1000, torch.float64, torch.device("cpu"), torch.Generator().manual_seed(0))
     assert torch.equal(s2, s[:1000].double())  # reproducible under a seed
 

@@ -63,10 +63,11 @@ def _normal_kl_value(mu: Tensor, sigma: Tensor, loc: float, scale: float) -> Ten
     flat_mu = mu.detach().reshape(-1)
     flat_sigma = sigma.reshape(-1)
     centred = flat_mu if loc == 0.0 else flat_mu - loc
-    quad = torch.dot(flat_sigma, flat_sigma) + torch.dot(centred, centred)
     const = n * (math.log(scale) - 0.5)
     if mu.device.type == "cpu":
-        return float(quad) / (2.0 * scale * scale) - float(sum_log(sigma)) + const
+        quad = float(torch.dot(flat_sigma, flat_sigma)) + float(torch.dot(centred, centred))
+        return quad / (2.0 * scale * scale) - float(sum_log(sigma)) + const
+    quad = torch.dot(flat_sigma, flat_sigma) + torch.dot(centred, centred)
     return quad.to(torch.float64) / (2.0 * scale * scale) - sum_log(sigma) + const
 
 
@@ -160,16 +161,29 @@ def _pair_grads(mode: str, loc: float, scale: float | None, c: float, g_out: Ten
     return [grad_mu, grad_sigma]
 
 
+_SIGN_TABLES: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _sign_table(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(256, 8) table: row b holds the 8 bits of byte b as +1 / -1."""
+    key = (dtype, device)
+    table = _SIGN_TABLES.get(key)
+    if table is None:
+        bits = (torch.arange(256).unsqueeze(1) >> torch.arange(8)) & 1
+        table = (bits * 2 - 1).to(dtype=dtype, device=device)
+        _SIGN_TABLES[key] = table
+    return table
+
+
 def flip_signs(n: int, dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None = None) -> Tensor:
     """``n`` independent fair random signs (+1 / -1) of ``dtype``, shape ``(n,)``.
 
-    Uses 56 bits of each 64-bit random word, so it draws ``ceil(n / 56)`` random numbers rather
-    than ``n`` (a per-element ``bernoulli_`` would cost ~30x more).
+    Draws ``ceil(n / 64)`` full-range 64-bit random integers and expands each of their bytes
+    into 8 signs by a table lookup: 64 signs per random number, where a per-element
+    ``bernoulli_`` would cost ~30x more.
     """
-    words = -(-n // 56)
-    raw = torch.empty(words, dtype=torch.int64, device=device).random_(generator=generator)
-    bytes_ = raw.view(torch.uint8).view(words, 8)[:, :7]
-    shifts = torch.arange(8, dtype=torch.uint8, device=device)
-    bits = bytes_.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and_(1)
-    return bits.reshape(-1)[:n].to(dtype).mul_(2.0).sub_(1.0)
+    words = -(-n // 64)
+    raw = torch.empty(words, dtype=torch.int64, device=device).random_(-(2**63), None, generator=generator)
+    idx = raw.view(torch.uint8).long()
+    return F.embedding(idx, _sign_table(dtype, torch.device(device))).view(-1)[:n]

@@ -7,11 +7,12 @@ random sign vectors s_n (input features / channels) and r_n (output features / c
 
 Each W_n has exactly the posterior distribution, and different examples' perturbations are
 uncorrelated, so the gradient variance falls ~1/batch. The signs come from the bits of one
-integer draw (56 signs per random number), never from per-weight Bernoulli draws.
+integer draw (64 signs per random number), never from per-weight Bernoulli draws.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from vbayes.layers._ops import (Conv1dLayer, Conv2dLayer, ConvTranspose1dLayer, ConvTranspose2dLayer, LinearLayer,
@@ -28,7 +29,7 @@ class _Flipout(VariationalLayer):
         mean = self._op(x, self.weight_mu, self.bias_mu)
         dw, db = self._sample_params("delta")
         s_in, s_out = sign_vectors(self, x)
-        return mean + self._op(x * s_in, dw, db) * s_out
+        return torch.addcmul(mean, self._op(x * s_in, dw, db), s_out)
 
 
 class LinearFlipout(_Flipout, LinearLayer):

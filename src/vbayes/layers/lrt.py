@@ -28,8 +28,9 @@ class _LRT(VariationalLayer):
         var_w, var_b = self._sample_params("var")
         var = self._op(x * x, var_w, var_b)
         eps = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype, device=mean.device)
-        tiny = torch.finfo(var.dtype).tiny
-        return torch.addcmul(mean, var.clamp_min(tiny).sqrt(), eps)
+        if var_b is None:  # an all-zero input row would give var = 0 and an infinite sqrt gradient
+            var = var.clamp_min(torch.finfo(var.dtype).tiny)
+        return torch.addcmul(mean, var.sqrt(), eps)
 
 
 class LinearLRT(_LRT, LinearLayer):
