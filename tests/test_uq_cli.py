@@ -15,7 +15,7 @@ from vbayes.cli import main
 from vbayes.data.toy import load_moons, load_toy_gap
 from vbayes.predictive import ClassificationPrediction, RegressionPrediction
 from vbayes.uq import aggregate, run_methods
-from vbayes.uq.report import gap_text
+from vbayes.uq.report import gap_text, uci_summary
 
 REG_KEYS = {"rmse", "nll", "crps", "picp95", "mpiw95", "miscalibration_area", "fit_seconds", "predict_seconds"}
 CLS_KEYS = {"accuracy", "nll", "brier", "ece", "auroc_entropy", "auroc_mi", "fit_seconds", "predict_seconds"}
@@ -125,6 +125,24 @@ def test_aggregate_mean_and_standard_error() -> None:
     assert agg["rmse"] == 2.0 and agg["rmse_se"] == pytest.approx(math.sqrt(2.0 / 2))
     assert agg["nll_se"] == 0.0 and agg["splits"] == 2 and agg["errors"] == ["x"]
     assert aggregate([{"error": "boom"}]) == {"error": "boom", "splits": 0}
+    worst = aggregate([{"rhat_max": 1.2, "ess_min": 50.0, "divergences": 1},
+                       {"rhat_max": 1.0, "ess_min": 90.0, "divergences": 2}])
+    assert (worst["rhat_max_max"], worst["ess_min_min"], worst["divergences_sum"]) == (1.2, 50.0, 3)
+    assert worst["rhat_max"] == pytest.approx(1.1)
+
+
+def test_uci_summary_against_the_published_boston_rows() -> None:
+    metrics = {
+        "dropout": {"rmse": 3.5, "nll": 2.1, "nll_se": 0.05, "splits": 20},   # 2.97 +- 0.85 ; 2.46 +- 0.25
+        "ensemble": {"rmse": 5.0, "nll": 2.40, "nll_se": 0.1, "splits": 20},  # 3.28 +- 1.00 ; 2.41 +- 0.25
+    }
+    text = uci_summary("boston", metrics)
+    assert "Best vbayes test NLL: MC dropout 2.10" in text and "best published: Deep ensemble 2.41" in text
+    assert "vbayes is better" in text
+    assert "MC dropout RMSE 3.50 vs MC dropout 2.97 ± 0.85: within the published ±" in text
+    assert "MC dropout NLL 2.10 vs MC dropout 2.46 ± 0.25: better than the published range" in text
+    assert "ensemble RMSE 5.00 vs Deep ensemble 3.28 ± 1.00: worse than the published range" in text
+    assert "rough" not in text
 
 
 @pytest.mark.parametrize(

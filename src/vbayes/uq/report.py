@@ -12,7 +12,7 @@ from vbayes.data.tabular import ClassificationData, RegressionData
 from vbayes.metrics import CLASSIFICATION, REGRESSION
 from vbayes.uq.figures import bands_figure, calibration_figure, display, entropy_figure, reliability_figure
 from vbayes.uq.pipeline import MethodResult
-from vbayes.uq.published import CITATION, PUBLISHED_METHODS, published_for
+from vbayes.uq.published import CITATION, COUNTERPART, PUBLISHED_METHODS, published_for
 
 MEAN_FIELD = ("bbb", "flipout", "lrt")
 
@@ -113,6 +113,9 @@ def add_regression_sections(report: Any, data: RegressionData, results: Mapping[
         report.add_text("What the gap ratios show", gap_text(metrics))
     if "output" in metrics:
         report.add_text("Output-only has no epistemic part", OUTPUT_TEXT)
+    if diagnostics_rows(metrics):
+        report.add_table("MCMC diagnostics", diagnostics_rows(metrics),
+                         caption="R-hat above 1.01 or a small effective sample size means the chains have not mixed.")
     cal = calibration_figure(results, data.y_test.double())
     if cal is not None:
         report.add_figure(cal, "Interval calibration on the test set: observed against expected coverage.",
@@ -161,6 +164,46 @@ def uci_rows(name: str, metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[s
     return rows
 
 
+def uci_summary(name: str, metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """Plain-language comparison with the published table: the best test NLL on each side, and
+    whether MC dropout and the ensemble land within the published +- of their own rows."""
+    published = published_for(name)
+    ok = {k: m for k, m in metrics.items() if m.get("splits", 0) > 0 and isinstance(m.get("nll"), float)}
+    if not published or not ok:
+        return "No comparison possible (no published numbers for this set, or no method finished)."
+    best = min(ok, key=lambda k: ok[k]["nll"])
+    pub_best = min(published["nll"], key=lambda k: published["nll"][k][0])
+    ours, theirs = ok[best]["nll"], published["nll"][pub_best][0]
+    parts = [f"Best vbayes test NLL: {display(best)} {ours:.2f} ± {_fmt(ok[best].get('nll_se'))} over "
+             f"{ok[best]['splits']} splits; best published: {pub_best} {theirs:.2f}. "
+             + ("vbayes is better (lower)." if ours < theirs else "vbayes does not beat it.")]
+    for ours_key, pub_key in COUNTERPART.items():
+        if ours_key not in ok:
+            continue
+        for metric in ("rmse", "nll"):
+            mean, se = published[metric][pub_key]
+            value = ok[ours_key][metric]
+            if se is None:
+                verdict = "no published ± to compare with"
+            elif abs(value - mean) <= se:
+                verdict = "within the published ±"
+            else:
+                verdict = "better than the published range" if value < mean else "worse than the published range"
+            parts.append(f"{display(ours_key)} {metric.upper()} {value:.2f} vs {pub_key} {mean:.2f}"
+                         f"{'' if se is None else f' ± {se:.2f}'}: {verdict}.")
+    if any(m["splits"] < 20 for m in ok.values()):
+        parts.append("Fewer than the protocol's 20 splits ran, so these standard errors are rough.")
+    return " ".join(parts)
+
+
+def diagnostics_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of MCMC diagnostics (R-hat, ESS, divergences) for methods that report them."""
+    keys = ("rhat_max", "ess_min", "divergences", "accept_rate", "step_size",
+            "rhat_max_max", "ess_min_min", "divergences_sum")
+    return [{"method": display(k), **{c: m[c] for c in keys if c in m}}
+            for k, m in metrics.items() if "rhat_max" in m]
+
+
 def add_uci_sections(report: Any, name: str, metrics: Mapping[str, Mapping[str, Any]],
                      first: Mapping[str, MethodResult], y_test_first: Any) -> None:
     """The RMSE / NLL table next to the published numbers, and split 0's calibration curves."""
@@ -169,7 +212,12 @@ def add_uci_sections(report: Any, name: str, metrics: Mapping[str, Mapping[str, 
                if published else f"No published numbers are tabulated for {name!r}.")
     report.add_table(f"UCI {name}: test RMSE and NLL next to the published numbers", uci_rows(name, metrics),
                      caption=caption, highlight={"RMSE": "min", "NLL": "min"})
+    report.add_text("How this compares with the published table", uci_summary(name, metrics))
     report.add_table(f"UCI {name}: all figures", metric_rows(metrics, "regression"))
+    if diagnostics_rows(metrics):
+        report.add_table("MCMC diagnostics", diagnostics_rows(metrics),
+                         caption="Means over splits; *_max / *_min / *_sum: the worst case over splits. "
+                         "R-hat above 1.01 or a small ESS means the chains have not mixed.")
     cal = calibration_figure(first, y_test_first, title=f"{name}, split 0")
     if cal is not None:
         report.add_figure(cal, "Interval calibration on the test set of split 0.", name="calibration",

@@ -17,7 +17,8 @@ _NOT_AVERAGED = {"error", "splits", "errors"}
 
 def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean over splits of every numeric figure, with a ``<key>_se`` twin (sample std / sqrt(n),
-    ``None`` for one split) and ``splits`` (how many succeeded). Failed splits are listed in
+    ``None`` for one split) and ``splits`` (how many succeeded). HMC diagnostics also get their
+    worst case over splits: ``rhat_max_max``, ``ess_min_min``, ``divergences_sum``. Failed splits are listed in
     ``errors``; when all failed the result is ``{"error": first message, "splits": 0}``."""
     ok = [m for m in per_split if "error" not in m]
     failed = [m["error"] for m in per_split if "error" in m]
@@ -38,6 +39,10 @@ def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
             out[f"{key}_se"] = math.sqrt(var / n)
         else:
             out[f"{key}_se"] = None
+    for key, worst in (("rhat_max", max), ("ess_min", min), ("divergences", sum)):
+        vals = [m[key] for m in ok if isinstance(m.get(key), (int, float))]
+        if vals:
+            out[f"{key}_{worst.__name__}"] = worst(vals)  # worst chain over all splits
     out["splits"] = len(ok)
     if failed:
         out["errors"] = failed
