@@ -4,8 +4,9 @@ One :class:`PosteriorSample` call per parameter tensor and step computes sigma =
 once, draws eps, forms the tensor an estimator needs and, for a ``vbayes.priors.Normal`` prior,
 the closed-form KL -- in a handful of elementwise passes. Its backward writes the gradients of
 both outputs (the sample and the KL) directly, instead of letting autograd record and replay
-~10 elementwise nodes. Between forward and backward it keeps one weight-sized tensor (sigma);
-the returned sample is shared with the consumer's saved tensors.
+~10 elementwise nodes. Between forward and backward it keeps one weight-sized tensor of its own
+(sigma) besides the returned sample, which the consuming op saves anyway; the sample is
+written in place over the freshly drawn noise.
 
 The three outputs kinds (``mode``):
 
@@ -21,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["PosteriorSample", "sum_log", "softplus_inverse", "flip_signs"]
 
@@ -101,7 +103,8 @@ class PosteriorSample(torch.autograd.Function):
                 out = sigma * sigma
             elif eps is None:
                 noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-                out = torch.addcmul(mu, sigma, noise) if mode == "weight" else noise.mul_(sigma)
+                # in place over the fresh noise: no extra weight-sized buffer
+                out = torch.addcmul(mu, sigma, noise, out=noise) if mode == "weight" else noise.mul_(sigma)
             else:
                 noise = eps[i // 2]
                 out = torch.addcmul(mu, sigma, noise) if mode == "weight" else sigma * noise
@@ -120,6 +123,7 @@ class PosteriorSample(torch.autograd.Function):
         return (*outs, kl)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
         saved = ctx.saved_tensors
         g_kl = grads[-1]
