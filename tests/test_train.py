@@ -257,3 +257,14 @@ def test_epoch_accumulator_pools_and_finds_the_first_bad_step() -> None:
     acc2.add(0, torch.tensor(3.0), {}, 2)
     acc2.add(1, torch.tensor(5.0), {}, 6)
     assert acc2.reduce() == (pytest.approx(4.5), {}, None)
+
+
+@pytest.mark.parametrize("key", ["epoch", "val_loss", "val_mae", "seconds"])
+def test_log_keys_that_clash_with_trainer_columns_are_refused(key: str) -> None:
+    def loss_fn(m: nn.Module, b: tuple[Tensor, ...], ctx: StepContext) -> tuple[Tensor, dict[str, Any]]:
+        loss, _ = mse_loss(m, b, ctx)
+        return loss, {key: 1.0}
+
+    train, _ = regression_data()
+    with pytest.raises(ValueError, match=key):
+        Trainer(make_model(), loss_fn, TrainConfig(epochs=1, progress=False)).fit(train)

@@ -217,6 +217,10 @@ class Trainer:
         if bad is not None:
             self._diverged(f"loss became {bad[1]}", epoch, bad[0], spe)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None, "seconds": seconds}
+        clash = sorted(k for k in train_logs if k in row or k.startswith("val_"))
+        if clash:
+            raise ValueError(f"loss_fn log keys {clash} clash with the trainer's columns (epoch, train_loss, "
+                             "val_loss, seconds, val_*); rename them")  # fmt: skip
         row.update(train_logs)
         if val is not None:
             val_loss, val_logs = self.evaluate(val, epoch)
