@@ -16,6 +16,8 @@ from vbayes.sampling import frozen_sample, sampling_mode
 from vbayes.heads import GaussianHead, StochasticGaussian
 from vbayes.models import AE, VAE
 from vbayes.models.bae import BayesianAE
+from vbayes.train import Trainer, TrainConfig, TrainResult, StepContext, seed_everything
+from vbayes.checkpoint import load_checkpoint
 
 __all__ = [
     "__version__",
@@ -33,4 +35,10 @@ __all__ = [
     "VAE",
     "AE",
     "BayesianAE",
+    "Trainer",
+    "TrainConfig",
+    "TrainResult",
+    "StepContext",
+    "seed_everything",
+    "load_checkpoint",
 ]
