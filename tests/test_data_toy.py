@@ -86,3 +86,14 @@ def test_standardizer_round_trip_and_constant_columns() -> None:
     s = Standardizer.fit(x)
     assert torch.allclose(s.transform(x), torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
     assert torch.allclose(s.inverse(s.transform(x)).float(), x)
+
+
+def test_digits_as_flat_vectors_with_ood_sets() -> None:
+    from vbayes.data.ood import load_image_classification
+
+    d = load_image_classification("digits", seed=0)
+    assert d.x_train.shape[1] == 64 and d.image_shape == (1, 8, 8) and d.n_classes == 10
+    assert set(d.x_ood) == {"noise", "inverted", "rotated"}
+    for x in d.x_ood.values():
+        assert x.shape == d.x_test.shape
+    assert torch.equal(d.x_ood["inverted"], 1 - d.x_test)
