@@ -116,8 +116,6 @@ def test_resume_of_any_missing_directory_is_one_line_exit_2(out: str) -> None:
     assert "nothing to resume" in err.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="cli.OneLineParser.error does not escape line breaks in the user's text "
-                   "(reported to the lead); remove this marker once it does")
 @pytest.mark.parametrize("token", ["a\nb", "\r0", "x\u2028y"])
 def test_line_breaks_in_arguments_stay_on_one_line(token: str) -> None:
     ns, status, stderr = parse(real_parser(), ["resume", "--out", "x", token])

@@ -16,11 +16,24 @@ from typing import NoReturn, Sequence
 from vbayes.errors import TrainingDiverged, VBayesError
 
 
+#: Every character ``str.splitlines`` breaks a line at.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_ESCAPES = {ord(ch): ch.encode("unicode_escape").decode("ascii") for ch in LINE_BREAKS}
+
+
+def one_line(text: object) -> str:
+    """``str(text)`` with its line breaks escaped (``\\n``, ``\\r``, ``\\u2028`` ...), so it prints as one line."""
+    return str(text).strip().translate(_ESCAPES)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are a single line on stderr and exit status 2."""
+    """An ``ArgumentParser`` whose errors are a single line on stderr and exit status 2.
+
+    Line breaks in the message (e.g. in an argument the user typed) are escaped.
+    """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{one_line(self.prog)}: error: {one_line(message)}\n")
 
 
 def discover(package: str, subparsers: argparse._SubParsersAction) -> None:
@@ -57,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except VBayesError as err:
-        print(f"vbayes {args.command}: error: {err}", file=sys.stderr)
+        print(f"vbayes {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
-        print(f"vbayes {args.command}: training diverged: {err}", file=sys.stderr)
+        print(f"vbayes {args.command}: training diverged: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"vbayes {args.command}: interrupted", file=sys.stderr)
