@@ -179,6 +179,20 @@ def sample_hmc(
         raise ValueError(f"init must be (chains, params), got {tuple(init.shape)}")
     if num_samples < 1 or num_warmup < 0 or n_leapfrog < 1 or thin < 1:
         raise ValueError("need num_samples >= 1, num_warmup >= 0, n_leapfrog >= 1, thin >= 1")
+    # subnormal floats (e.g. from a chain wandering into a flat region) make CPU arithmetic
+    # ~10x slower; flush them to zero while sampling and restore torch's default afterwards
+    flushed = torch.set_flush_denormal(True)
+    try:
+        return _sample(log_prob, init, num_warmup, num_samples, n_leapfrog, thin, value_and_grad,
+                       target_accept, adapt_mass, jitter, max_energy_error, generator)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+
+
+def _sample(log_prob: LogProb, init: Tensor, num_warmup: int, num_samples: int, n_leapfrog: int, thin: int,
+            value_and_grad: ValueAndGrad | None, target_accept: float, adapt_mass: bool, jitter: bool,
+            max_energy_error: float, generator: torch.Generator | None) -> HMCResult:
     q = init.detach().clone()
     c, n_params = q.shape
     log_prob = value_and_grad if value_and_grad is not None else _autograd(log_prob)  # type: ignore[assignment]
