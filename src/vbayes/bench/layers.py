@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vbayes.commands._common import positive_int
 from vbayes.layers import (Conv2dFlipout, Conv2dLRT, Conv2dReparam, LinearFlipout, LinearLRT, LinearReparam,
                            kl_divergence)
 
@@ -46,7 +47,7 @@ class _BTNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         kl = 0.0
         for i, layer in enumerate(self.layers):
-            if i and isinstance(layer, nn.Module) and not _is_bt(layer):
+            if not _is_bt(layer):  # e.g. nn.Flatten
                 x = layer(x)
                 continue
             x, k = layer(x)
@@ -139,9 +140,10 @@ def run_table(net: str, batch: int, threads: int, kinds: list[str], bl: object |
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("layers", help="step time of Bayesian layers vs nn.Linear / nn.Conv2d")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
-    parser.add_argument("--rounds", type=int, default=8, help="round-robin rounds (default 8)")
-    parser.add_argument("--per-round", type=int, default=5, help="steps per variant per round (default 5)")
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[128, 512])
+    parser.add_argument("--rounds", type=positive_int, default=8, help="round-robin rounds (default 8)")
+    parser.add_argument("--per-round", type=positive_int, default=5,
+                        help="steps per variant per round (default 5)")
     parser.add_argument("--no-conv", action="store_true", help="skip the conv-net table")
     parser.add_argument("--no-bayesian-torch", action="store_true", help="leave bayesian-torch out")
     parser.set_defaults(func=run)
