@@ -120,6 +120,7 @@ def test_unwritable_out_and_existing_run(tmp_path, capsys, vae_run):
 
 def test_failure_mid_run_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
     import vbayes.vae_report
+    import vbayes.vae_run
     from vbayes.errors import VBayesError
 
     def broken(*args, **kwargs):
@@ -128,12 +129,17 @@ def test_failure_mid_run_leaves_nothing_half_written(tmp_path, monkeypatch, caps
     monkeypatch.setattr(vbayes.vae_report, "write_autoencoder_report", broken)
     fresh = tmp_path / "fresh"
     assert main(["ae", *FAST, "--epochs", "1", "--out", str(fresh)]) == 2
-    assert not fresh.exists()
+    assert _files(fresh) == {"last.pt"}  # only the last good epoch, to --resume from
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.json").write_text("{}")
     (old / "metrics.json").write_text('{"old": true}')
     assert main(["ae", *FAST, "--epochs", "1", "--overwrite", "--out", str(old)]) == 2
-    assert _files(old) == {"config.json", "metrics.json"}
+    assert _files(old) == {"config.json", "metrics.json", "last.pt"}
     assert json.loads((old / "metrics.json").read_text()) == {"old": True}
     assert "simulated failure" in capsys.readouterr().err
+    # a failure before the first epoch ends leaves nothing at all
+    monkeypatch.setattr(vbayes.vae_run, "ae_loss_fn", broken)
+    fresh = tmp_path / "fresh2"
+    assert main(["ae", *FAST, "--epochs", "1", "--out", str(fresh)]) == 2
+    assert not fresh.exists()

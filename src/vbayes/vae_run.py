@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -189,6 +189,8 @@ def train_autoencoder(
     options: AutoencoderOptions,
     out_dir: str | Path | None = None,
     run_config: dict[str, Any] | None = None,
+    resume: bool | str | Path = False,
+    callbacks: Sequence[Any] | None = None,
 ) -> AutoencoderRun:
     """Train the VAE/AE of ``options`` on ``data`` and evaluate it on the test split.
 
@@ -196,6 +198,8 @@ def train_autoencoder(
     returned metrics hold (VAE) ``test_elbo``, ``test_nll``, ``test_recon_nll``, ``test_kl``,
     ``val_elbo``, ``val_recon_nll``, ``val_kl`` or (AE) ``test_recon_nll``, ``val_recon_nll``; plus
     ``iw_samples``, ``epochs``, ``best_epoch``, ``seconds_per_epoch``, ``train_examples``.
+    ``resume`` continues training from a ``last.pt`` (True: ``out_dir/last.pt``, or its path, as
+    :meth:`Trainer.fit <vbayes.train.Trainer.fit>`); ``callbacks`` are passed to the trainer.
     """
     options.check()
     seed_everything(options.seed)  # the initial weights depend on the seed only
@@ -205,8 +209,8 @@ def train_autoencoder(
     loss_fn = vae_loss_fn(options) if options.model == "vae" else ae_loss_fn(options)
     config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, seed=options.seed,
                          device=options.device, early_stopping=options.early_stopping, progress=options.progress)
-    trainer = Trainer(model, loss_fn, config, out_dir=out_dir, run_config=run_config or {"options": asdict(options)})
-    result = trainer.fit((data.x_train,), (x_val,))
+    trainer = Trainer(model, loss_fn, config, out_dir=out_dir, run_config=run_config or {"options": asdict(options)}, callbacks=callbacks)
+    result = trainer.fit((data.x_train,), (x_val,), resume=resume)
     device = next(model.parameters()).device
     started = time.perf_counter()
     gen = torch.Generator(device=device).manual_seed(options.seed)

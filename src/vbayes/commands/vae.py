@@ -20,7 +20,7 @@ from vbayes.commands._common import (
     prepare_out,
     resolve_device,
 )
-from vbayes.errors import VBayesError
+from vbayes.errors import TrainingDiverged, VBayesError
 
 _NAMES = {"vae": "variational auto-encoder", "ae": "deterministic auto-encoder"}
 
@@ -49,7 +49,7 @@ def add_autoencoder_args(parser: argparse.ArgumentParser, model: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is fastest on a busy shared CPU)")
-    add_run_args(parser, default_out=f"runs/{model}")
+    add_run_args(parser, default_out=f"runs/{model}", resumable=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -99,6 +99,7 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     import torch
 
     from vbayes import __version__
+    from vbayes.checkpoint import find_last_checkpoint
     from vbayes.data import ImageData, load
     from vbayes.io import write_json
     from vbayes.runs import StagedRun, json_ready
@@ -123,13 +124,25 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
         "versions": {"vbayes": __version__, "torch": torch.__version__},
     }
     existed = Path(args.out).exists()
-    out = prepare_out(args.out, args.overwrite)
-    with StagedRun(out, created=not existed) as staged:
-        result = train_autoencoder(data, options, out_dir=staged.staging, run_config=config)
-        metrics = json_ready(result.metrics)
-        write_json(staged.staging / "config.json", json_ready(config))
-        write_json(staged.staging / "metrics.json", metrics)
-        write_autoencoder_report(result, staged.staging, config, f"{model.upper()} on {args.data}")
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    last = find_last_checkpoint(out)
+    if last is not None and not (args.resume or args.overwrite):
+        raise VBayesError(f"--out {out} holds an unfinished run ({last}); "
+                          "pass --resume to continue it or --overwrite to start afresh")  # fmt: skip
+    resume_from = last if args.resume else None
+    staged = StagedRun(out, created=not existed, resume_from=resume_from)
+    try:
+        with staged:
+            result = train_autoencoder(data, options, out_dir=staged.staging, run_config=config,
+                                       resume=resume_from or False, callbacks=[staged])  # fmt: skip
+            metrics = json_ready(result.metrics)
+            write_json(staged.staging / "config.json", json_ready(config))
+            write_json(staged.staging / "metrics.json", metrics)
+            write_autoencoder_report(result, staged.staging, config, f"{model.upper()} on {args.data}")
+    except TrainingDiverged as err:  # the last good last.pt is no longer in the staging folder
+        kept = find_last_checkpoint(out)
+        message = str(err).replace(str(staged.staging / "last.pt"), str(kept) if kept else "none")
+        raise TrainingDiverged(message) from None
     headline = ("test_elbo", "test_nll", "test_recon_nll") if model == "vae" else ("test_recon_nll",)
     summary = ", ".join(f"{k} {metrics[k]:.2f}" for k in headline)
     print(f"{model}: {summary} nats/example; {metrics['epochs']} epochs, {metrics['seconds_per_epoch']:.2f} s/epoch")
