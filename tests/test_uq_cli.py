@@ -92,7 +92,10 @@ def test_regression_keys_ratios_and_a_failure_that_does_not_stop_the_others() ->
     hmc = res["hmc"].metrics
     assert (hmc["rhat_max"], hmc["ess_min"], hmc["divergences"]) == (1.01, 123.0, 0)
     text = gap_text({k: r.metrics for k, r in res.items()})
-    assert "Foong" in text and "n/a" in text
+    assert "Foong" in text and "n/a" in text and "Caveat" not in text
+    loose = {"hmc": {"rmse": 0.1, "gap_epistemic_ratio": 5.0}, "bbb": {"rmse": 0.5, "gap_epistemic_ratio": 0.6}}
+    text = gap_text(loose)
+    assert "less in-between uncertainty than HMC" in text and "Caveat: BBB (0.50)" in text
 
 
 def test_predictions_are_mapped_back_to_the_original_scale() -> None:

@@ -73,6 +73,16 @@ def gap_text(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     weak = [display(k) for k, v in mf.items() if v < 2.0]
     if weak:
         parts.append(f"Gap ratio below 2 for {', '.join(weak)}: the in-between uncertainty is under-estimated.")
+    rmse = {k: m.get("rmse") for k, m in metrics.items() if isinstance(m.get("rmse"), float)}
+    if rmse:
+        best = min(rmse.values())
+        loose = [f"{display(k)} ({v:.2f})" for k, v in rmse.items() if v > 2 * best]
+        if loose:
+            parts.append(
+                f"Caveat: {', '.join(loose)} have a test RMSE more than twice the best ({best:.2f}): they "
+                "under-fit the data, so their epistemic band is wide at the training inputs too and their "
+                "ratios compare a loose fit with itself rather than measure in-between uncertainty alone."
+            )
     parts.append(
         "Foong et al. (2019, 'In-Between' Uncertainty in Bayesian Neural Networks) prove that for "
         "one-hidden-layer networks with factorised Gaussian (mean-field) posteriors the predictive "
