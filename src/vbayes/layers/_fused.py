@@ -144,11 +144,13 @@ def _pair_grads(mode: str, loc: float, scale: float | None, c: float, g_out: Ten
         if mode == "weight":
             grad_mu = g_out if c == 0.0 else torch.add(g_out, mu, alpha=k)
             grad_sigma = torch.sub(out, mu)  # sigma * eps
-        else:  # "delta": out = sigma * eps;  "var": sigma * d(sigma^2)/d(sigma) = 2 out
-            grad_sigma = out if mode == "delta" else out * 2.0
-        # sigma * dL/dsigma - c, in one pass
-        grad_sigma = torch.addcmul(g_out.new_tensor(-c), grad_sigma, g_out,
-                                   out=None if grad_sigma is out else grad_sigma)
+        # sigma * dL/dsigma - c, in one pass; "delta": out = sigma * eps, so sigma * d(out)/d(sigma)
+        # = out; "var": out = sigma^2, so sigma * d(out)/d(sigma) = 2 out
+        neg_c = g_out.new_tensor(-c)
+        if grad_sigma is not None:
+            grad_sigma = torch.addcmul(neg_c, grad_sigma, g_out, out=grad_sigma)
+        else:
+            grad_sigma = torch.addcmul(neg_c, out, g_out, value=1.0 if mode == "delta" else 2.0)
     if c != 0.0:
         if grad_mu is None:
             grad_mu = mu * k
