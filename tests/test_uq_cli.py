@@ -221,3 +221,14 @@ def test_real_methods_through_the_pipeline() -> None:
     assert {"rhat_max", "ess_min", "divergences"} <= set(res["hmc"].metrics)
     assert res["output"].metrics["gap_epistemic_ratio"] is None
     assert res["ensemble"].metrics["gap_epistemic_ratio"] > 0
+
+
+def test_run_toy_comparison_adds_to_a_given_report(tmp_path: Path) -> None:
+    from vbayes.report import Report
+    from vbayes.uq import run_toy_comparison
+
+    report = Report("demo")
+    metrics = run_toy_comparison(["output", "ensemble"], data="cubic", report=report, factory=StandIn)
+    assert set(metrics) == {"output", "ensemble"} and "gap_epistemic_ratio" not in metrics["ensemble"]
+    path = report.write(tmp_path)
+    assert (tmp_path / "figures" / "uq_bands.png").exists() and "Inference methods on cubic" in path.read_text()
