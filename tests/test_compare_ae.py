@@ -13,7 +13,7 @@ from torch import nn
 from vbayes.analysis.ambiguous import Ambiguity
 from vbayes.analysis.compare import choose_inputs, compare_autoencoders
 from vbayes.analysis.latent import knn_accuracy, latent_moments, silhouette
-from vbayes.analysis.views import AutoencoderView, expected_recon_nll, measure_latent_space
+from vbayes.analysis.views import AutoencoderView, blend_pairs, expected_recon_nll, measure_latent_space
 from vbayes.cli import main
 from vbayes.data import ImageData, load
 from vbayes.errors import VBayesError
@@ -101,6 +101,13 @@ def test_expected_nll_averages_over_the_models_randomness():
     assert got == pytest.approx(expected, abs=0.02) and got > 4 * np.log(2) + 0.1
 
 
+def test_blend_pairs_pick_the_clearest_example_of_each_class():
+    y = torch.tensor([4, 9, 4, 9, 2])
+    assert blend_pairs(y, [(4, 9), (2, 3)]) == [(0, 1)]  # first examples; no 3 in y
+    confidence = torch.tensor([0.5, 0.9, 0.99, 0.2, 1.0])
+    assert blend_pairs(y, [(4, 9), (9, 2)], confidence) == [(2, 1), (1, 4)]
+
+
 def test_choose_inputs_puts_ambiguous_first_then_typical():
     y = torch.tensor([4, 9, 4, 9, 2, 3, 2, 3])
     frac = torch.zeros(8, 10, dtype=torch.float64)
@@ -150,7 +157,7 @@ def test_compare_autoencoders_end_to_end_with_rendered_report(tmp_path):
     assert len({r["test index"] for r in out["ambiguous"]}) == OPTIONS["show"]
     page = report.write(tmp_path / "page")
     html = page.read_text()
-    for needle in ("Latent maps", "Reconstructions", "Blending", "Decoded manifold", "kNN accuracy"):
+    for needle in ("Latent maps", "Reconstructions", "Blending", "Decoded manifold", "kNN acc."):
         assert needle in html
     if chromium_path() is None:
         pytest.skip("chromium not installed: report written but not rendered")

@@ -235,7 +235,8 @@ def _evaluate(models: dict[str, nn.Module], judge: Any, data: Any, cfg: CompareC
     x_test, y_test = data.x_test.to(device), data.y_test.cpu()
     x_train, y_train = data.x_train.to(device), data.y_train.cpu()
     views = {key: view_of(key, model) for key, model in models.items()}
-    pairs = blend_pairs(y_test, BLEND_CLASS_PAIRS)
+    own_prob = judge.model.predict_proba(x_test).cpu().gather(1, y_test.view(-1, 1)).squeeze(1)
+    pairs = blend_pairs(y_test, BLEND_CLASS_PAIRS, own_prob)
     metrics: dict[str, dict[str, Any]] = {}
     for key, view in views.items():
         measured = measure_latent_space(view, x_train, y_train, x_test, y_test, eval_targets(view.model, x_test),
@@ -267,7 +268,7 @@ def _evaluate(models: dict[str, nn.Module], judge: Any, data: Any, cfg: CompareC
         from vbayes.analysis.compare_report import add_comparison
 
         torch.manual_seed(cfg.seed + 29)
-        add_comparison(report, views, data, cfg, out, [i for i, _ in chosen], ambiguity)
+        add_comparison(report, views, data, cfg, out, [i for i, _ in chosen], pairs[:2])
     return out
 
 

@@ -9,8 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from vbayes.analysis.ambiguous import Ambiguity
-from vbayes.analysis.views import AutoencoderView, blend_pairs, decode_blend, encode_all
+from vbayes.analysis.views import AutoencoderView, decode_blend, encode_all
 from vbayes.models.bae import ReconstructionSamples, sample_reconstructions
 from vbayes.plots import (
     figure_for,
@@ -24,14 +23,14 @@ from vbayes.plots import (
 )
 
 METRIC_COLUMNS = [
-    ("knn_accuracy", "kNN accuracy"),
+    ("knn_accuracy", "kNN acc."),
     ("silhouette", "silhouette"),
     ("latent_mean", "latent mean"),
     ("latent_std", "latent std"),
-    ("blend_mean_change", "blend mean change"),
-    ("blend_max_change", "blend max change"),
-    ("test_recon_nll", "test recon NLL (nats)"),
-    ("mean_predictive_std", "mean predictive std"),
+    ("blend_mean_change", "blend mean Δ"),
+    ("blend_max_change", "blend max Δ"),
+    ("test_recon_nll", "recon NLL"),
+    ("mean_predictive_std", "pred. std"),
 ]
 
 
@@ -125,43 +124,44 @@ def _ambiguous_samples(report: Any, views: dict[str, AutoencoderView], x: Tensor
     report.add_figures_row(items, heading="Sampled reconstructions of ambiguous inputs")
 
 
-def _blends(report: Any, views: dict[str, AutoencoderView], data: Any, steps: int) -> None:
+def _blends(report: Any, views: dict[str, AutoencoderView], data: Any, steps: int, pairs: list[tuple[int, int]]) -> None:
     x, y = data.x_test, data.y_test
-    for (a, b) in [(4, 9), (2, 3)]:
-        pair = blend_pairs(y, [(a, b)])
-        if not pair:
-            continue
-        i, j = pair[0]
+    for i, j in pairs:
+        a, b = int(y[i]), int(y[j])
         fig: Figure = plt.figure(figsize=(0.62 * steps + 1.0, 1.25 * len(views) + 0.3))
         axes = fig.subplots(len(views), 1)
         for ax, view in zip(axes, views.values()):
-            dev = next(view.model.parameters()).device
+            dev = next(view.model.parameters()).device  # type: ignore[union-attr]
             plot_blending(decode_blend(view, x[i].to(dev), x[j].to(dev), steps), ax=ax)
             ax.set_title(view.title, fontsize=10, loc="left")
             if ax is not axes[-1]:
                 ax.set_xlabel("")
         fig.tight_layout()
-        report.add_figure(fig, f"Blending from a test {a} to a test {b}: decoding {steps} codes on the straight line "
-                          "between their codes (posterior means / posterior-mean weights), one row per model.",
-                          name=f"blend_{a}_{b}")
+        report.add_figure(fig, f"Blending from a test {a} to a test {b} (the test digits of these classes the "
+                          f"classifier is surest of): decoding {steps} codes on the straight line between their codes "
+                          "(posterior means / posterior-mean weights), one row per model.", name=f"blend_{a}_{b}")
 
 
 def add_comparison(report: Any, views: dict[str, AutoencoderView], data: Any, cfg: Any, out: dict[str, Any],
-                   chosen: list[int], ambiguity: dict[str, Ambiguity]) -> None:
-    """Add the comparison's sections (tables, latent maps, reconstructions, blends, manifold) to ``report``."""
+                   chosen: list[int], blend_pairs: list[tuple[int, int]]) -> None:
+    """Add the comparison's sections (tables, latent maps, reconstructions, blends, manifold) to ``report``.
+
+    ``chosen``: test indices of the inputs shown (ambiguous ones first); ``blend_pairs``: test
+    index pairs to blend between.
+    """
     dev = next(views["ae"].model.parameters()).device  # type: ignore[union-attr]
     x_show = data.x_test[chosen].to(dev)
     summaries = _summaries(views, x_show, cfg.samples)
     report.add_section("AE, VAE and Bayesian AE compared")
     report.add_text("", _intro(cfg, out))
     report.add_table("Measured latent space and reconstructions", metric_rows(out, views), caption=(
-        f"kNN accuracy: share of test codes whose 10 nearest training codes vote for the right digit; silhouette of the test "
+        f"kNN acc.: share of test codes whose 10 nearest training codes vote for the right digit; silhouette of the test "
         f"codes grouped by digit (1: tight separated classes, 0: overlapping); latent mean/std per dimension of the test "
-        f"point codes; blend change: mean absolute pixel change between consecutive frames of {cfg.blend_steps}-frame "
-        "blends of five digit pairs (mean over steps, and the largest step); test recon NLL: E[-log p(x | code)] over the "
-        "model's own randomness on the fixed binarised test set (nats per example); mean predictive std: per-pixel std of "
+        f"point codes; blend mean / max Δ: mean absolute pixel change between consecutive frames of {cfg.blend_steps}-frame "
+        "blends of five digit pairs (mean over steps, and the largest step); recon NLL: E[-log p(x | code)] over the "
+        "model's own randomness on the fixed binarised test set (nats per example); pred. std: per-pixel std of "
         "the reconstructions over the model's randomness, averaged over pixels and searched test inputs."),
-        highlight={"kNN accuracy": "max", "silhouette": "max", "test recon NLL (nats)": "min"})
+        highlight={"kNN acc.": "max", "silhouette": "max", "recon NLL": "min"})
     _latent_maps(report, views, data, summaries, min(cfg.clouds, len(chosen)), cfg.latent)
     report.add_section("Reconstructions, ambiguous inputs included")
     report.add_table("The inputs shown", out["ambiguous"], caption=(
@@ -173,7 +173,7 @@ def add_comparison(report: Any, views: dict[str, AutoencoderView], data: Any, cf
     _reconstructions(report, views, x_show.cpu(), {k: _cpu(s) for k, s in summaries.items()}, out["ambiguous"])
     _ambiguous_samples(report, views, x_show, out["ambiguous"])
     report.add_section("Blending between digits")
-    _blends(report, views, data, cfg.blend_steps)
+    _blends(report, views, data, cfg.blend_steps, blend_pairs)
     report.add_section("Decoded manifold")
     vae = views["vae"]
     if cfg.latent == 2:

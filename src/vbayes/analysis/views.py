@@ -107,16 +107,26 @@ def expected_recon_nll(view: AutoencoderView, x: Tensor, n_samples: int = 10, ch
     return total / (draws * len(x))
 
 
-def blend_pairs(y: Tensor, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """For each class pair ``(a, b)`` the indices of the first examples labelled a and b.
+def blend_pairs(y: Tensor, pairs: list[tuple[int, int]], confidence: Tensor | None = None) -> list[tuple[int, int]]:
+    """For each class pair ``(a, b)`` the indices of one example labelled a and one labelled b.
 
-    Pairs whose classes are absent from ``y`` are skipped.
+    With ``confidence`` ``(N,)`` (e.g. a classifier's probability of each example's own label)
+    the most confident example of each class is taken, a clear digit rather than whichever comes
+    first; without it, the first. Pairs whose classes are absent from ``y`` are skipped.
     """
+    score = torch.zeros(len(y)) if confidence is None else confidence.detach().cpu().double()
+    order = torch.arange(len(y), dtype=torch.float64)
+    key = score - 1e-9 * order  # ties (and no confidence at all) go to the earliest example
+
+    def pick(cls: int) -> int | None:
+        members = (y == cls).nonzero().flatten()
+        return int(members[key[members].argmax()]) if len(members) else None
+
     out = []
     for a, b in pairs:
-        ia, ib = (y == a).nonzero(), (y == b).nonzero()
-        if len(ia) and len(ib):
-            out.append((int(ia[0]), int(ib[0])))
+        ia, ib = pick(a), pick(b)
+        if ia is not None and ib is not None:
+            out.append((ia, ib))
     return out
 
 
