@@ -190,3 +190,31 @@ def test_error_messages_with_line_breaks_stay_on_one_line(tmp_path: Path, capsys
         assert cli.main(["resume", "--out", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and len(err.splitlines()) == 1 and "nothing to resume" in err, err
+
+
+def test_ae_resumes_after_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, no_figures: None) -> None:
+    args = ["ae", "--data", "digits", "--hidden", "16", "--batch-size", "128", "--epochs", "3", "--no-progress"]
+    assert cli.main([*args, "--out", str(tmp_path / "ref")]) == 0
+    real = vae_run.ae_loss_fn
+
+    def interrupting(options: Any) -> Any:
+        inner = real(options)
+
+        def loss_fn(model: Any, batch: Any, ctx: Any) -> Any:
+            if ctx.training and ctx.step == 12:  # epoch 2 (10 steps per epoch)
+                raise KeyboardInterrupt
+            return inner(model, batch, ctx)
+
+        return loss_fn
+
+    with monkeypatch.context() as patch:
+        patch.setattr(vae_run, "ae_loss_fn", interrupting)
+        assert cli.main([*args, "--out", str(tmp_path / "run")]) == 130
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    assert cli.main([*args, "--out", str(tmp_path / "run"), "--resume"]) == 0
+    capsys.readouterr()
+    for name in ("checkpoint.pt", "last.pt"):
+        got, want = _state(tmp_path / "run" / name), _state(tmp_path / "ref" / name)
+        assert all(torch.equal(got[k], want[k]) for k in want)
+    got, want = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("run", "ref"))
+    assert got["test_recon_nll"] == want["test_recon_nll"] and got["epochs"] == 3

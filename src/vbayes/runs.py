@@ -4,9 +4,10 @@ A command stages every file of a run (``config.json``, ``metrics.json``, ``check
 ``log.csv``, ``figures/``, ``report.html``) in a hidden directory inside ``--out`` and moves
 them into place only when the run has succeeded::
 
-    with StagedRun(out, created=not existed, resume_from=last_or_none) as run:
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    with resumable_run(out, not existed, args.resume, args.overwrite) as run:   # or StagedRun(out, ...)
         trainer = Trainer(model, loss_fn, config, out_dir=run.staging, callbacks=[run])
-        trainer.fit(train, val, resume=last_or_none or False)
+        trainer.fit(train, val, resume=run.resume_from or False)
         ...
         write_json(run.staging / "metrics.json", metrics)
     # here the files are in ``out``
@@ -37,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from vbayes.errors import VBayesError
+from vbayes.errors import TrainingDiverged, VBayesError
 
 #: Files and folders a run directory may hold; an overwritten run loses its old ones first.
 RUN_FILES = ("config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html", "figures")
@@ -65,6 +66,7 @@ class StagedRun:
         self.created = created
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.staging: Path = self.out  # replaced on __enter__
+        self._adopted = False
 
     def __enter__(self) -> "StagedRun":
         if self.resume_from is None:
@@ -86,8 +88,13 @@ class StagedRun:
     ) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return
+        self.abort()
+        if isinstance(exc, TrainingDiverged) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+            from vbayes.checkpoint import find_last_checkpoint  # the message names where last.pt is now
+
+            kept = find_last_checkpoint(self.out)
+            exc.args = (exc.args[0].replace(str(self.staging / "last.pt"), str(kept) if kept else "none"),)
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
         """Trainer callback: adopt the resumed ``last.pt`` (the trainer then overwrites it)."""
@@ -99,9 +106,10 @@ class StagedRun:
         Called after the first resumed epoch, when every process has read it; until then it
         stays where it was, so a kill before that epoch ends can still be resumed.
         """
-        source, self.resume_from = self.resume_from, None
-        if source is None or not source.exists():
+        source = self.resume_from
+        if source is None or self._adopted or not source.exists():
             return
+        self._adopted = True
         target = self.staging / "last.pt"
         if not target.exists():
             os.replace(source, target)
@@ -150,6 +158,23 @@ class StagedRun:
         for folder in self.out.glob(f"{STAGING_PREFIX}*"):
             if folder != self.staging and folder.is_dir() and not folder.is_symlink():
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def resumable_run(out: str | os.PathLike[str], created: bool, resume: bool, overwrite: bool) -> StagedRun:
+    """The :class:`StagedRun` of a command with ``--resume``, after ``prepare_out(out, overwrite, resume)``.
+
+    With ``resume`` it continues ``find_last_checkpoint(out)`` (pass ``run.resume_from`` to
+    ``Trainer.fit(resume=...)`` and ``run`` as a trainer callback). Without it, an unfinished run
+    in ``out`` (a ``last.pt`` without a finished run around it) is refused unless ``overwrite``,
+    so that a forgotten ``--resume`` never discards it silently.
+    """
+    from vbayes.checkpoint import find_last_checkpoint
+
+    last = find_last_checkpoint(out)
+    if last is not None and not (resume or overwrite):
+        raise VBayesError(f"--out {out} holds an unfinished run ({last}); "
+                          "pass --resume to continue it or --overwrite to start afresh")  # fmt: skip
+    return StagedRun(out, created=created, resume_from=last if resume else None)
 
 
 def restore_run_files(last: str | os.PathLike[str], folder: str | os.PathLike[str]) -> None:

@@ -20,7 +20,7 @@ from vbayes.commands._common import (
     prepare_out,
     resolve_device,
 )
-from vbayes.errors import TrainingDiverged, VBayesError
+from vbayes.errors import VBayesError
 
 _NAMES = {"vae": "variational auto-encoder", "ae": "deterministic auto-encoder"}
 
@@ -99,10 +99,9 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     import torch
 
     from vbayes import __version__
-    from vbayes.checkpoint import find_last_checkpoint
     from vbayes.data import ImageData, load
     from vbayes.io import write_json
-    from vbayes.runs import StagedRun, json_ready
+    from vbayes.runs import json_ready, resumable_run
     from vbayes.vae_report import write_autoencoder_report
     from vbayes.vae_run import train_autoencoder
 
@@ -125,24 +124,13 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     }
     existed = Path(args.out).exists()
     out = prepare_out(args.out, args.overwrite, resume=args.resume)
-    last = find_last_checkpoint(out)
-    if last is not None and not (args.resume or args.overwrite):
-        raise VBayesError(f"--out {out} holds an unfinished run ({last}); "
-                          "pass --resume to continue it or --overwrite to start afresh")  # fmt: skip
-    resume_from = last if args.resume else None
-    staged = StagedRun(out, created=not existed, resume_from=resume_from)
-    try:
-        with staged:
-            result = train_autoencoder(data, options, out_dir=staged.staging, run_config=config,
-                                       resume=resume_from or False, callbacks=[staged])  # fmt: skip
-            metrics = json_ready(result.metrics)
-            write_json(staged.staging / "config.json", json_ready(config))
-            write_json(staged.staging / "metrics.json", metrics)
-            write_autoencoder_report(result, staged.staging, config, f"{model.upper()} on {args.data}")
-    except TrainingDiverged as err:  # the last good last.pt is no longer in the staging folder
-        kept = find_last_checkpoint(out)
-        message = str(err).replace(str(staged.staging / "last.pt"), str(kept) if kept else "none")
-        raise TrainingDiverged(message) from None
+    with resumable_run(out, not existed, args.resume, args.overwrite) as staged:
+        result = train_autoencoder(data, options, out_dir=staged.staging, run_config=config,
+                                   resume=staged.resume_from or False, callbacks=[staged])  # fmt: skip
+        metrics = json_ready(result.metrics)
+        write_json(staged.staging / "config.json", json_ready(config))
+        write_json(staged.staging / "metrics.json", metrics)
+        write_autoencoder_report(result, staged.staging, config, f"{model.upper()} on {args.data}")
     headline = ("test_elbo", "test_nll", "test_recon_nll") if model == "vae" else ("test_recon_nll",)
     summary = ", ".join(f"{k} {metrics[k]:.2f}" for k in headline)
     print(f"{model}: {summary} nats/example; {metrics['epochs']} epochs, {metrics['seconds_per_epoch']:.2f} s/epoch")
