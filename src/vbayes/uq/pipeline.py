@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -72,14 +73,13 @@ class MethodResult:
 
 
 def json_ready(value: Any) -> Any:
-    """Floats/ints/bools/str as JSON scalars (non-finite floats -> ``None``); tensors of one element unwrapped."""
-    if isinstance(value, Tensor) and value.numel() == 1:
+    """A JSON scalar: ``None``/bool/int/str unchanged, floats with non-finite ones as ``None``,
+    one-element tensors and NumPy scalars unwrapped; anything else ``None``."""
+    if isinstance(value, Tensor):
+        value = value.item() if value.numel() == 1 else None
+    elif isinstance(value, np.generic):
         value = value.item()
-    if hasattr(value, "item") and not isinstance(value, Tensor) and getattr(value, "size", 2) == 1:
-        value = value.item()
-    if isinstance(value, bool) or isinstance(value, str) or value is None:
-        return value
-    if isinstance(value, int):
+    if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
