@@ -29,6 +29,11 @@ from vbayes.predictive import ClassificationPrediction, RegressionPrediction
 
 TASKS = ("regression", "classification")
 MIN_SIGMA = 1e-3  # floor on the predicted noise std, in standardised target units
+PRIOR_STD = {"regression": 1.0, "classification": 3.0}
+"""Default weight-prior scale (before the 1/sqrt(fan_in) scaling) of the Bayesian methods: with
+standardised targets a function prior of scale O(1) fits regression; softmax logits need larger
+values to express confident decision boundaries (with 1.0, HMC on two moons reaches only 90%
+accuracy: the prior forces nearly linear boundaries; with 3.0, 97-98%)."""
 
 Prediction = RegressionPrediction | ClassificationPrediction
 
@@ -257,6 +262,14 @@ class Method(ABC):
             assert self.n_classes is not None
             return self.n_classes
         return 2 if self.options.get("noise", "heteroscedastic") == "heteroscedastic" else 1
+
+    def prior_std(self) -> float:
+        """The ``prior_std`` option, or the task's default :data:`PRIOR_STD` when it is None."""
+        value = self.options.get("prior_std")
+        value = PRIOR_STD[self.task] if value is None else float(value)
+        if not value > 0:
+            raise VBayesError(f"{self.name}: prior_std must be > 0, got {value}")
+        return value
 
     def resolve_epochs(self, n: int, batch_size: int, steps: int, min_epochs: int = 1) -> int:
         """``self.epochs`` if given, else enough epochs for about ``steps`` optimiser steps."""

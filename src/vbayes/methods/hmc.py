@@ -118,8 +118,8 @@ class HMCMethod(Method):
     draws (at most ``max_predict``, evenly thinned).
 
     Options: ``num_chains`` (4), ``num_warmup`` (500), ``num_samples`` (500), ``thin`` (1),
-    ``n_leapfrog`` (64), ``target_accept`` (0.8), ``prior_std`` (1.0), ``noise`` (``gamma`` or
-    ``fixed``), ``noise_std`` (fixed noise, standardised units), ``gamma_shape`` (1.0),
+    ``n_leapfrog`` (64), ``target_accept`` (0.8), ``prior_std`` (None: 1.0 for regression, 3.0
+    for classification), ``noise`` (``gamma`` or ``fixed``), ``noise_std`` (fixed noise, standardised units), ``gamma_shape`` (1.0),
     ``gamma_rate`` (0.01), ``init`` (``map`` or ``prior``), ``init_steps`` (300 Adam steps),
     ``activation`` (relu), ``max_params`` (20,000: larger networks raise VBayesError),
     ``max_predict`` (1000). ``epochs`` is ignored (HMC counts iterations, not epochs).
@@ -133,7 +133,7 @@ class HMCMethod(Method):
         "thin": 1,
         "n_leapfrog": 64,
         "target_accept": 0.8,
-        "prior_std": 1.0,
+        "prior_std": None,
         "noise": "gamma",
         "noise_std": None,
         "gamma_shape": 1.0,
@@ -163,7 +163,8 @@ class HMCMethod(Method):
             if opt["noise_std"] is None or not float(opt["noise_std"]) > 0:
                 raise VBayesError("hmc: noise='fixed' needs noise_std > 0")
         self.n_params = self.net.n_params + (1 if self.learn_noise else 0)
-        self.prior_sd = self.net.prior_std(float(opt["prior_std"]))
+        self.prior_sd = self.net.prior_std(self.prior_std())
+        self.info["prior_std"] = self.prior_std()
 
     def log_prob(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Unnormalised log posterior ``(C,)`` of ``theta`` ``(C, P)`` given all the data."""

@@ -42,8 +42,8 @@ class SGLDMethod(Method):
     Options: ``lr`` (initial step size eps_0, 1e-3), ``lr_decay`` (exponent, 0.55),
     ``decay_steps`` (scale of the schedule in steps, 1000), ``steps`` (total steps when
     ``epochs`` is None, 8000), ``burnin`` (fraction discarded, 0.5), ``n_samples`` (100),
-    ``batch_size`` (32), ``prior_std`` (1.0), ``precondition`` (True), ``alpha`` (RMSprop decay,
-    0.99), ``lam`` (preconditioner floor, 1e-5), ``activation``, ``noise``.
+    ``batch_size`` (32), ``prior_std`` (None: 1.0 for regression, 3.0 for classification),
+    ``precondition`` (True), ``alpha`` (RMSprop decay, 0.99), ``lam`` (preconditioner floor, 1e-5), ``activation``, ``noise``.
     """
 
     name: ClassVar[str] = "sgld"
@@ -55,7 +55,7 @@ class SGLDMethod(Method):
         "burnin": 0.5,
         "n_samples": 100,
         "batch_size": 32,
-        "prior_std": 1.0,
+        "prior_std": None,
         "precondition": True,
         "alpha": 0.99,
         "lam": 1e-5,
@@ -64,7 +64,7 @@ class SGLDMethod(Method):
     }
 
     def _prior_std(self) -> list[Tensor]:
-        std = float(self.options["prior_std"])
+        std = self.prior_std()
         out = []
         for module in self.model.modules():
             if isinstance(module, nn.Linear):
@@ -90,7 +90,7 @@ class SGLDMethod(Method):
         prior_sd = self._prior_std()
         if self.head is not None and self.head.log_sigma.requires_grad:
             self.params.append(self.head.log_sigma)  # N(0, prior_std^2) prior on log sigma too
-            prior_sd.append(torch.full_like(self.head.log_sigma, float(opt["prior_std"])))
+            prior_sd.append(torch.full_like(self.head.log_sigma, self.prior_std()))
         v = [torch.zeros_like(p) for p in self.params]
         self.samples: list[Tensor] = []
         self.info.update(total_steps=total, burnin_steps=burn, thin=thin)

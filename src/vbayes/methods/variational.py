@@ -36,8 +36,8 @@ from vbayes.priors import Normal
 class VariationalMethod(Method):
     """Shared implementation; subclasses set ``layer``.
 
-    Options: ``prior_std`` (1.0) and ``prior_scaling`` (``fan_in``: each layer's prior is
-    ``priors.Normal(0, prior_std / sqrt(fan_in))``, as for ``hmc`` and ``sgld``, so that the prior
+    Options: ``prior_std`` (None: 1.0 for regression, 3.0 for classification) and
+    ``prior_scaling`` (``fan_in``: each layer's prior is ``priors.Normal(0, prior_std / sqrt(fan_in))``, as for ``hmc`` and ``sgld``, so that the prior
     over functions stays O(1) as the width grows; ``none``: ``Normal(0, prior_std)``),
     ``posterior_std_init`` (initial posterior std, 1e-2), ``n_samples`` (prediction draws, 100),
     ``lr``, ``batch_size``, ``steps``, ``activation``, ``noise``, ``kl_weight`` (1.0; multiplies
@@ -48,7 +48,7 @@ class VariationalMethod(Method):
 
     layer: ClassVar[type[nn.Module]] = LinearReparam
     defaults: ClassVar[dict[str, Any]] = {
-        "prior_std": 1.0,
+        "prior_std": None,
         "prior_scaling": "fan_in",
         "posterior_std_init": 1e-2,
         "n_samples": 100,
@@ -63,15 +63,15 @@ class VariationalMethod(Method):
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
         opt = self.options
-        if not float(opt["prior_std"]) > 0:
-            raise VBayesError(f"{self.name}: prior_std must be > 0, got {opt['prior_std']}")
+        prior_std = self.prior_std()
+        self.info["prior_std"] = prior_std
         if opt["prior_scaling"] not in ("fan_in", "none"):
             raise VBayesError(f"{self.name}: prior_scaling must be fan_in or none, got {opt['prior_scaling']!r}")
         std0 = float(opt["posterior_std_init"])
         layer = type(self).layer
 
         def linear(a: int, b: int) -> nn.Module:
-            scale = float(opt["prior_std"]) / (math.sqrt(a) if opt["prior_scaling"] == "fan_in" else 1.0)
+            scale = prior_std / (math.sqrt(a) if opt["prior_scaling"] == "fan_in" else 1.0)
             return layer(a, b, prior=Normal(0.0, scale), posterior_std_init=std0)
 
         self.head = GaussianHead(opt["noise"]) if self.task == "regression" else None
