@@ -88,7 +88,9 @@ class BatchedMLP:
         """Whether :meth:`forward_backward` supports the activation (relu, tanh)."""
         return self.act in (torch.relu, torch.tanh)
 
-    def forward_backward(self, theta: Tensor, x: Tensor, dout: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    def forward_backward(
+        self, theta: Tensor, x: Tensor, dout: Callable[[Tensor], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor]:
         """Value and gradient without autograd (hand-written backward pass, about 2x faster).
 
         ``dout(out)`` maps the outputs ``(C, N, K)`` to ``(value (C,), d value / d out (C, N, K))``;
@@ -119,7 +121,8 @@ class HMCMethod(Method):
 
     Options: ``num_chains`` (4), ``num_warmup`` (500), ``num_samples`` (500), ``thin`` (1),
     ``n_leapfrog`` (64), ``target_accept`` (0.8), ``prior_std`` (None: 1.0 for regression, 3.0
-    for classification), ``noise`` (``gamma`` or ``fixed``), ``noise_std`` (fixed noise, standardised units), ``gamma_shape`` (1.0),
+    for classification), ``noise`` (``gamma`` or ``fixed``), ``noise_std`` (fixed noise,
+    standardised units), ``gamma_shape`` (1.0),
     ``gamma_rate`` (0.01), ``init`` (``map`` or ``prior``), ``init_steps`` (300 Adam steps),
     ``activation`` (relu), ``max_params`` (20,000: larger networks raise VBayesError),
     ``max_predict`` (1000). ``epochs`` is ignored (HMC counts iterations, not epochs).
@@ -222,7 +225,8 @@ class HMCMethod(Method):
         return value, grad
 
     def _init(self, x: Tensor, y: Tensor, c: int) -> Tensor:
-        theta = torch.randn(c, self.n_params) * torch.cat([self.prior_sd, torch.ones(self.n_params - self.net.n_params)])
+        scale = torch.cat([self.prior_sd, torch.ones(self.n_params - self.net.n_params)])
+        theta = torch.randn(c, self.n_params) * scale
         if self.learn_noise:
             theta[:, -1] = 0.0  # tau = 1: noise std equal to the (standardised) data std
         if self.options["init"] == "prior":

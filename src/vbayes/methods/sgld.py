@@ -43,7 +43,8 @@ class SGLDMethod(Method):
     ``decay_steps`` (scale of the schedule in steps, 1000), ``steps`` (total steps when
     ``epochs`` is None, 8000), ``burnin`` (fraction discarded, 0.5), ``n_samples`` (100),
     ``batch_size`` (32), ``prior_std`` (None: 1.0 for regression, 3.0 for classification),
-    ``precondition`` (True), ``alpha`` (RMSprop decay, 0.99), ``lam`` (preconditioner floor, 1e-5), ``activation``, ``noise``.
+    ``precondition`` (True), ``alpha`` (RMSprop decay, 0.99), ``lam`` (preconditioner floor,
+    1e-5), ``activation``, ``noise``.
     """
 
     name: ClassVar[str] = "sgld"

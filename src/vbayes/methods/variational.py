@@ -37,8 +37,9 @@ class VariationalMethod(Method):
     """Shared implementation; subclasses set ``layer``.
 
     Options: ``prior_std`` (None: 1.0 for regression, 3.0 for classification) and
-    ``prior_scaling`` (``fan_in``: each layer's prior is ``priors.Normal(0, prior_std / sqrt(fan_in))``, as for ``hmc`` and ``sgld``, so that the prior
-    over functions stays O(1) as the width grows; ``none``: ``Normal(0, prior_std)``),
+    ``prior_scaling`` (``fan_in``: each layer's prior is ``priors.Normal(0, prior_std /
+    sqrt(fan_in))``, as for ``hmc`` and ``sgld``, so that the prior over functions stays O(1)
+    as the width grows; ``none``: ``Normal(0, prior_std)``),
     ``posterior_std_init`` (initial posterior std, 1e-2), ``n_samples`` (prediction draws, 100),
     ``lr``, ``batch_size``, ``steps``, ``activation``, ``noise``, ``kl_weight`` (1.0; multiplies
     KL / N, 1 is the true ELBO), ``kl_warmup`` (fraction of the training steps over which the
