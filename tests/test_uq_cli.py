@@ -232,3 +232,11 @@ def test_run_toy_comparison_adds_to_a_given_report(tmp_path: Path) -> None:
     assert set(metrics) == {"output", "ensemble"} and "gap_epistemic_ratio" not in metrics["ensemble"]
     path = report.write(tmp_path)
     assert (tmp_path / "figures" / "uq_bands.png").exists() and "Inference methods on cubic" in path.read_text()
+
+
+def test_ood_text_reads_the_numbers() -> None:
+    from vbayes.uq.report import ood_text
+
+    text = ood_text({"output": {"auroc_entropy": 0.3, "auroc_mi": 0.5},
+                     "ensemble": {"auroc_entropy": 0.6, "auroc_mi": 0.9}, "hmc": {"error": "x"}})
+    assert "output only score below chance" in text and "better than entropy for ensemble." in text

@@ -132,6 +132,26 @@ def add_regression_sections(report: Any, data: RegressionData, results: Mapping[
                           name=f"{prefix}calibration", heading="Calibration curves")
 
 
+def ood_text(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """Which score separates OOD inputs better for each method, and where a score is worse than chance."""
+    ok = {k: m for k, m in metrics.items() if isinstance(m.get("auroc_entropy"), float)}
+    if not ok:
+        return "No method finished, so there are no OOD scores to read."
+    parts = ["AUROC 0.5 is chance; 1.0 separates every OOD input from every test input."]
+    below = [display(k) for k, m in ok.items() if m["auroc_entropy"] < 0.5]
+    if below:
+        parts.append(
+            f"By predictive entropy, {', '.join(below)} score below chance: these out-of-distribution inputs "
+            "get more confident predictions than the test inputs (ReLU networks extrapolate to confident "
+            "predictions far from the data; test inputs near the class boundary carry the high entropy)."
+        )
+    mi_better = [display(k) for k, m in ok.items() if isinstance(m.get("auroc_mi"), float)
+                 and m["auroc_mi"] > m["auroc_entropy"] and m["auroc_mi"] != 0.5]
+    if mi_better:
+        parts.append(f"Mutual information (the epistemic part) separates better than entropy for {', '.join(mi_better)}.")
+    return " ".join(parts)
+
+
 def add_classification_sections(report: Any, data: ClassificationData, results: Mapping[str, MethodResult],
                                 metrics: Mapping[str, Mapping[str, Any]]) -> None:
     """Metrics table, reliability diagrams and entropy / MI histograms in and out of distribution."""
@@ -144,6 +164,7 @@ def add_classification_sections(report: Any, data: ClassificationData, results: 
         report.add_table("AUROC per OOD set", rows)
     if "output" in metrics:
         report.add_text("Output-only has no epistemic part", OUTPUT_TEXT)
+    report.add_text("Reading the OOD scores", ood_text(metrics))
     for fig, caption, name, heading in (
         (reliability_figure(results, data.y_test), "Reliability diagrams (15 equal-width bins).", "reliability",
          "Reliability diagrams"),
