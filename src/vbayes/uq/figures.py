@@ -91,7 +91,11 @@ def reliability_figure(results: Mapping[str, MethodResult], y_test: Any) -> Figu
         ece = res.metrics.get("ece")
         plot_reliability_diagram(conf, acc, cnt, ax=ax, title=f"{display(name)} (ECE {ece:.3f})")
 
-    return _panels(results, draw, panel=(3.0, 3.0))
+    fig = _panels(results, draw, panel=(3.0, 3.0))
+    for ax in (fig.axes[1:] if fig is not None else []):
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()  # one legend is enough; it hides bars on the others
+    return fig
 
 
 def entropy_figure(results: Mapping[str, MethodResult], score: str = "entropy") -> Figure | None:
