@@ -141,9 +141,9 @@ def run_table(net: str, batch: int, threads: int, kinds: list[str], bl: object |
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("layers", help="step time of Bayesian layers vs nn.Linear / nn.Conv2d")
     parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[128, 512])
-    parser.add_argument("--rounds", type=positive_int, default=8, help="round-robin rounds (default 8)")
-    parser.add_argument("--per-round", type=positive_int, default=5,
-                        help="steps per variant per round (default 5)")
+    parser.add_argument("--rounds", type=positive_int, default=20, help="round-robin rounds (default 20)")
+    parser.add_argument("--per-round", type=positive_int, default=2,
+                        help="steps per variant per round (default 2)")
     parser.add_argument("--no-conv", action="store_true", help="skip the conv-net table")
     parser.add_argument("--no-bayesian-torch", action="store_true", help="leave bayesian-torch out")
     parser.set_defaults(func=run)
