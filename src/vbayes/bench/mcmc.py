@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/bench-mcmc", help="output directory (default runs/bench-mcmc)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and chains (default 0)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads (default 1: these matrices are tiny, and extra threads only "
+                             "add synchronisation, badly so on a busy machine)")
     parser.set_defaults(func=run)
 
 
@@ -104,6 +107,7 @@ def plot_mixing(rows: list[dict[str, Any]], path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = prepare_out(args.out, args.overwrite)
+    torch.set_num_threads(args.threads)
     x, y = cubic_standardised(args.seed)
     rows = []
     header = f"{'width':>5} {'params':>6} {'rhat_f':>7} {'rhat_w':>7} {'ess_min':>8} {'ess/s':>8} {'div':>4} {'time_s':>7}"
@@ -119,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         "benchmark": "mcmc",
         "data": "cubic toy (20 points, standardised)",
         "settings": {"chains": args.chains, "warmup": args.warmup, "samples": args.samples,
-                     "n_leapfrog": args.n_leapfrog, "seed": args.seed},
+                     "n_leapfrog": args.n_leapfrog, "seed": args.seed,
+                     "threads": args.threads},
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "rows": rows,
     }

@@ -269,6 +269,7 @@ class HMCMethod(Method):
         self.info.update(
             num_chains=c,
             num_draws=int(res.samples.shape[1]),
+            n_samples=int(res.samples.shape[0] * res.samples.shape[1]),
             n_params=self.n_params,
             divergences=int(res.divergent.sum()),
             warmup_divergences=res.warmup_divergences,
