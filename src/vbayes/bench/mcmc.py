@@ -92,7 +92,7 @@ def plot_mixing(rows: list[dict[str, Any]], path: Path) -> None:
     ax1.plot(p, [r["rhat_max"] for r in rows], "o-", label="function space (f(x_i), log tau)")
     ax1.plot(p, [r["rhat_max_params"] for r in rows], "s--", label="raw weights")
     ax1.axhline(1.01, color="grey", lw=0.8, ls=":", label="1.01")
-    ax1.set(xscale="log", yscale="log", xlabel="parameters", ylabel="max rank-normalised split R-hat",
+    ax1.set(xscale="log", xlabel="parameters", ylabel="max rank-normalised split R-hat",
             title="HMC mixing on the cubic toy")
     ax1.legend(fontsize=8)
     ax2.plot(p, [r["ess_per_second"] for r in rows], "o-")
