@@ -67,7 +67,7 @@ def run_numpyro(x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> d
 
     mcmc = MCMC(NUTS(model, target_accept_prob=0.8), num_warmup=args.warmup, num_samples=args.samples,
                 num_chains=args.chains, chain_method="vectorized", progress_bar=False)
-    key = jax.random.PRNGKey(args.seed)
+    key = jax.random.split(jax.random.PRNGKey(args.seed), args.chains)
     t0 = time.perf_counter()
     mcmc.run(key, xj, yj, extra_fields=("diverging", "num_steps"))
     jax.block_until_ready(mcmc.get_samples()["f"])
@@ -76,7 +76,8 @@ def run_numpyro(x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> d
     extra = mcmc.get_extra_fields(group_by_chain=True)
     # a second run of the compiled sampler separates JIT compilation from sampling
     t1 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(args.seed + 1), xj, yj)
+    mcmc.run(jax.random.split(jax.random.PRNGKey(args.seed + 1), args.chains), xj, yj,
+             extra_fields=("diverging", "num_steps"))
     jax.block_until_ready(mcmc.get_samples()["f"])
     rerun = time.perf_counter() - t1
     diag2 = _numpyro_diag(mcmc)
