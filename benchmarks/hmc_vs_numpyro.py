@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--n-leapfrog", type=int, default=64)
+    parser.add_argument("--n-leapfrog", type=int, default=64,
+                        help="64: the best ESS per gradient of 32/64/128 on this model (method default: 128)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()

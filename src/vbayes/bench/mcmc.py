@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
     parser.add_argument("--warmup", type=nonneg_int, default=500, help="warm-up iterations (default 500)")
     parser.add_argument("--samples", type=positive_int, default=500, help="kept iterations (default 500)")
-    parser.add_argument("--n-leapfrog", type=positive_int, default=64, help="max leapfrog steps (default 64)")
+    parser.add_argument("--n-leapfrog", type=positive_int, default=64,
+                        help="max leapfrog steps (default 64: the best ESS per gradient of 32/64/128 "
+                             "on the 1-50-1 cubic toy; the hmc method's own default is 128)")
     parser.add_argument("--out", default="runs/bench-mcmc", help="output directory (default runs/bench-mcmc)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and chains (default 0)")

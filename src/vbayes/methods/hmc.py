@@ -120,8 +120,9 @@ class HMCMethod(Method):
     draws (at most ``max_predict``, evenly thinned).
 
     Options: ``num_chains`` (4), ``num_warmup`` (500), ``num_samples`` (500), ``thin`` (1),
-    ``n_leapfrog`` (64), ``target_accept`` (0.8), ``prior_std`` (None: 1.0 for regression, 3.0
-    for classification), ``noise`` (``gamma`` or ``fixed``), ``noise_std`` (fixed noise,
+    ``n_leapfrog`` (128, jittered in [64, 128]; on toy-gap 64 gave R-hat 1.06 and ESS 65, 128
+    gave R-hat 1.005 and ESS 220), ``target_accept`` (0.8), ``prior_std`` (None: 1.0 for
+    regression, 3.0 for classification), ``noise`` (``gamma`` or ``fixed``), ``noise_std`` (fixed noise,
     standardised units), ``gamma_shape`` (1.0),
     ``gamma_rate`` (0.01), ``init`` (``map`` or ``prior``), ``init_steps`` (300 Adam steps),
     ``activation`` (relu), ``max_params`` (20,000: larger networks raise VBayesError),
@@ -134,7 +135,7 @@ class HMCMethod(Method):
         "num_warmup": 500,
         "num_samples": 500,
         "thin": 1,
-        "n_leapfrog": 64,
+        "n_leapfrog": 128,
         "target_accept": 0.8,
         "prior_std": None,
         "noise": "gamma",
