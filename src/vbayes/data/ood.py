@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vbayes.data.tabular import ClassificationData
+
 OOD_KINDS = ("noise", "inverted", "rotated")
 
 
@@ -31,7 +33,7 @@ def ood_sets(x_test: Tensor, seed: int = 0) -> dict[str, Tensor]:
     return {"noise": uniform_noise(x_test, gen), "inverted": inverted(x_test), "rotated": rotated(x_test)}
 
 
-def load_image_classification(name: str, seed: int = 0, data_dir: object = None):  # type: ignore[no-untyped-def]
+def load_image_classification(name: str, seed: int = 0, data_dir: object = None) -> ClassificationData:
     """An image data set from the registry as flat vectors with its OOD sets.
 
     Returns a :class:`~vbayes.data.tabular.ClassificationData` with ``(N, C*H*W)`` inputs,
@@ -39,7 +41,6 @@ def load_image_classification(name: str, seed: int = 0, data_dir: object = None)
     :func:`ood_sets` on the test split.
     """
     from vbayes.data.registry import load
-    from vbayes.data.tabular import ClassificationData
 
     images = load(name, data_dir=data_dir)
     flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
