@@ -10,7 +10,7 @@ loss that picks the best epoch is stable.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,8 +46,13 @@ def fit_bae(
     config: TrainConfig,
     out_dir: str | Path | None = None,
     run_config: dict[str, Any] | None = None,
+    resume: bool | str | Path = False,
+    callbacks: Sequence[Any] | None = None,
 ) -> TrainResult:
     """Fit a Bayesian AE on ``data.x_train``, validating on ``data.x_val``.
+
+    ``resume`` continues from a trainer's ``last.pt`` (True: ``out_dir/last.pt``, or its path);
+    ``callbacks`` go to the :class:`~vbayes.train.Trainer`.
 
     The validation images are binarised once, with the same fixed seed as the VAE's and AE's
     (:func:`vbayes.vae_run.eval_images`), for a Bernoulli likelihood.
@@ -57,8 +62,9 @@ def fit_bae(
     model holds the best weights afterwards.
     """
     x_val = eval_targets(model, data.x_val)
-    trainer = Trainer(model, bae_loss, config, out_dir=out_dir, run_config=run_config)
-    return trainer.fit((data.x_train,), (x_val,))
+    trainer = Trainer(model, bae_loss, config, out_dir=out_dir, run_config=run_config,
+                      callbacks=list(callbacks) if callbacks else None)
+    return trainer.fit((data.x_train,), (x_val,), resume=resume)
 
 
 def eval_targets(model: nn.Module, x: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                         help="stop after this many epochs without a better validation loss")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_run_args(parser, default_out="runs/bae")
+    add_run_args(parser, default_out="runs/bae", resumable=True)
     parser.set_defaults(func=run)
 
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.io import write_json
     from vbayes.models.bae import BayesianAE
     from vbayes.priors import Normal
-    from vbayes.runs import StagedRun, json_ready
+    from vbayes.runs import json_ready, resumable_run
     from vbayes.train import TrainConfig
 
     if args.latent < 1:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "model": "bae",
         "data": args.data,
         "image_shape": list(data.image_shape),
-        "options": {k: v for k, v in vars(args).items() if k not in ("func", "command", "overwrite")},
+        "options": {k: v for k, v in vars(args).items() if k not in ("func", "command", "overwrite", "resume")},
         "versions": {"vbayes": __version__, "torch": torch.__version__},
     }
     torch.manual_seed(args.seed)
@@ -96,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             device=str(device), early_stopping=args.early_stopping, progress=not args.no_progress)
     existed = Path(args.out).exists()
-    out = prepare_out(args.out, args.overwrite)
-    with StagedRun(out, created=not existed) as staged:
-        result = fit_bae(model, data, train_cfg, out_dir=staged.staging, run_config=config)
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    with resumable_run(out, not existed, args.resume, args.overwrite) as staged:
+        result = fit_bae(model, data, train_cfg, out_dir=staged.staging, run_config=config,
+                         resume=staged.resume_from or False, callbacks=[staged])  # fmt: skip
         model.eval()
         metrics = bae_test_metrics(model, data.x_test.to(device), len(data.x_train), n_samples=args.samples)
         metrics.update(epochs=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
