@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="AE / VAE / Bayesian AE on MNIST and the uncertainty methods on a toy, in one report",
         description="Write a demo report (report.html, metrics.json, figures/) into --out.",
     )  # fmt: skip
-    parser.add_argument("--epochs", type=positive_int, default=12,
-                        help="training epochs of each auto-encoder (default 12)")
+    parser.add_argument("--epochs", type=positive_int, default=25,
+                        help="training epochs of each auto-encoder (default 25)")
     parser.add_argument("--no-uq", action="store_true", help="skip the inference-method comparison")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_run_args(parser, default_out="runs/demo")

@@ -27,6 +27,12 @@ from vbayes.plots.images import (
     plot_samples,
 )
 from vbayes.plots.latent import plot_latent_clouds, plot_latent_map
+from vbayes.plots.uq import (
+    plot_calibration_curve,
+    plot_entropy_histograms,
+    plot_predictive_bands,
+    plot_reliability_diagram,
+)
 
 __all__ = [
     "PNG_DPI",
@@ -36,12 +42,16 @@ __all__ = [
     "manifold_grid",
     "new_axes",
     "plot_blending",
+    "plot_calibration_curve",
+    "plot_entropy_histograms",
     "plot_image_grid",
     "plot_latent_clouds",
     "plot_latent_map",
     "plot_manifold",
     "plot_mean_std",
+    "plot_predictive_bands",
     "plot_reconstructions",
+    "plot_reliability_diagram",
     "plot_samples",
     "plot_training_curves",
     "project_2d",
