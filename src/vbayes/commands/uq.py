@@ -56,6 +56,26 @@ def run(args: argparse.Namespace) -> int:
         hidden=args.hidden, progress=not args.no_progress, command="vbayes " + shlex.join(sys.argv[1:]),
     )
     failed = [k for k, m in metrics.items() if "error" in m]
+    for line in summary_lines(metrics):
+        print(line)
     print(f"wrote {out / 'metrics.json'}, {out / 'report.html'} ({len(metrics) - len(failed)} methods ok"
           + (f"; failed: {', '.join(failed)}" if failed else "") + ")")
     return 0
+
+
+SUMMARY_KEYS = ("rmse", "nll", "picp95", "gap_epistemic_ratio", "extrapolation_epistemic_ratio",
+                "accuracy", "ece", "auroc_mi", "rhat_max", "fit_seconds")  # fmt: skip
+
+
+def summary_lines(metrics: dict[str, dict[str, object]]) -> list[str]:
+    """One table row per method with the headline figures present in ``metrics`` (UCI: split means)."""
+    keys = [k for k in SUMMARY_KEYS if any(isinstance(m.get(k), (int, float)) for m in metrics.values())]
+    short = {"gap_epistemic_ratio": "gap_ratio", "extrapolation_epistemic_ratio": "beyond_ratio"}
+    lines = [f"{'method':<10}" + "".join(f"{short.get(k, k):>13}" for k in keys)]
+    for name, m in metrics.items():
+        if "error" in m:
+            lines.append(f"{name:<10} failed: {m['error']}")
+            continue
+        cells = [m.get(k) for k in keys]
+        lines.append(f"{name:<10}" + "".join(f"{c:>13.4g}" if isinstance(c, (int, float)) else f"{'-':>13}" for c in cells))
+    return lines
