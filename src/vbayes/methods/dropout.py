@@ -11,19 +11,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from vbayes.errors import VBayesError
-from vbayes.methods.base import (
-    GaussianHead,
-    Method,
-    Prediction,
-    mlp,
-    regression_or_classification_loss,
-    stack_predictions,
-    train_loop,
-)
+from vbayes.methods.base import Method, Prediction, stack_predictions
+from vbayes.methods.output import train_point_network
 
 
 class DropoutMethod(Method):
@@ -56,27 +48,7 @@ class DropoutMethod(Method):
         if wd is None:
             wd = opt["lengthscale"] ** 2 * (1.0 - opt["p"]) / (2.0 * n)
         self.info["weight_decay"] = float(wd)
-        self.head = GaussianHead(opt["noise"]) if self.task == "regression" else None
-        self.model = mlp(
-            x.shape[1], self.hidden, self.out_features, activation=opt["activation"], dropout=float(opt["p"])
-        )
-        params = list(self.model.parameters()) + (list(self.head.parameters()) if self.head else [])
-
-        def loss_fn(xb: Tensor, yb: Tensor) -> Tensor:
-            return regression_or_classification_loss(self.model(xb), yb, self.task, self.head).mean()
-
-        train_loop(
-            params,
-            loss_fn,
-            x,
-            y,
-            epochs=self.resolve_epochs(n, opt["batch_size"], opt["steps"]),
-            batch_size=opt["batch_size"],
-            lr=opt["lr"],
-            weight_decay=float(wd),
-            info=self.info,
-            modules=[self.model],
-        )
+        train_point_network(self, x, y, dropout=float(opt["p"]), weight_decay=float(wd))
 
     def _predict(self, x: Tensor) -> Prediction:
         self.model.train()  # keep dropout on: each pass draws a new mask

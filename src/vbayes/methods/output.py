@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from vbayes.methods.base import (
@@ -42,27 +41,34 @@ class OutputMethod(Method):
     }
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
-        opt = self.options
-        self.head = GaussianHead(opt["noise"]) if self.task == "regression" else None
-        self.model = mlp(x.shape[1], self.hidden, self.out_features, activation=opt["activation"])
-        params = list(self.model.parameters()) + (list(self.head.parameters()) if self.head else [])
-
-        def loss_fn(xb: Tensor, yb: Tensor) -> Tensor:
-            return regression_or_classification_loss(self.model(xb), yb, self.task, self.head).mean()
-
-        train_loop(
-            params,
-            loss_fn,
-            x,
-            y,
-            epochs=self.resolve_epochs(x.shape[0], opt["batch_size"], opt["steps"]),
-            batch_size=opt["batch_size"],
-            lr=opt["lr"],
-            weight_decay=opt["weight_decay"],
-            info=self.info,
-            modules=[self.model],
-        )
+        train_point_network(self, x, y, dropout=0.0, weight_decay=float(self.options["weight_decay"]))
 
     def _predict(self, x: Tensor) -> Prediction:
         self.model.eval()
         return stack_predictions([self.model(x)], self.task, self.head, self.info)
+
+
+def train_point_network(method: Method, x: Tensor, y: Tensor, *, dropout: float, weight_decay: float) -> None:
+    """Build ``method.head`` (Gaussian for regression) and ``method.model`` (an MLP with
+    ``dropout`` after each hidden layer) and train them on the mean NLL of ``x (N, D)``, ``y (N,)``
+    with Adam and ``weight_decay``; shared by ``output`` and ``dropout``."""
+    opt = method.options
+    method.head = GaussianHead(opt["noise"]) if method.task == "regression" else None
+    method.model = mlp(x.shape[1], method.hidden, method.out_features, activation=opt["activation"], dropout=dropout)
+    params = list(method.model.parameters()) + (list(method.head.parameters()) if method.head else [])
+
+    def loss_fn(xb: Tensor, yb: Tensor) -> Tensor:
+        return regression_or_classification_loss(method.model(xb), yb, method.task, method.head).mean()
+
+    train_loop(
+        params,
+        loss_fn,
+        x,
+        y,
+        epochs=method.resolve_epochs(x.shape[0], opt["batch_size"], opt["steps"]),
+        batch_size=opt["batch_size"],
+        lr=opt["lr"],
+        weight_decay=weight_decay,
+        info=method.info,
+        modules=[method.model],
+    )
