@@ -48,7 +48,9 @@ class DropoutMethod(Method):
         if wd is None:
             wd = opt["lengthscale"] ** 2 * (1.0 - opt["p"]) / (2.0 * n)
         self.info["weight_decay"] = float(wd)
-        train_point_network(self, x, y, dropout=float(opt["p"]), weight_decay=float(wd))
+        self.model, self.head = train_point_network(
+            self, x, y, dropout=float(opt["p"]), weight_decay=float(wd), info=self.info
+        )
 
     def _predict(self, x: Tensor) -> Prediction:
         self.model.train()  # keep dropout on: each pass draws a new mask

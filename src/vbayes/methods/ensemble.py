@@ -15,16 +15,8 @@ from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
 from vbayes.predictive import RegressionPrediction
-from vbayes.methods.base import (
-    GaussianHead,
-    Method,
-    Prediction,
-    mlp,
-    regression_or_classification_loss,
-    seeded,
-    stack_predictions,
-    train_loop,
-)
+from vbayes.methods.base import GaussianHead, Method, Prediction, seeded, stack_predictions
+from vbayes.methods.output import train_point_network
 
 
 class EnsembleMethod(Method):
@@ -59,34 +51,11 @@ class EnsembleMethod(Method):
         errors = []
         for k in range(m):
             with seeded(self.seed * 1000 + k):
-                head = GaussianHead(opt["noise"]) if self.task == "regression" else None
-                model = mlp(x.shape[1], self.hidden, self.out_features, activation=opt["activation"])
-                params = list(model.parameters()) + (list(head.parameters()) if head else [])
                 member_info: dict[str, Any] = {}
-
-                def nll(xb: Tensor, yb: Tensor, model: nn.Module = model, head: Any = head) -> Tensor:
-                    return regression_or_classification_loss(model(xb), yb, self.task, head).mean()
-
-                def loss_fn(xb: Tensor, yb: Tensor, nll: Any = nll) -> Tensor:
-                    if not opt["adversarial"]:
-                        return nll(xb, yb)
-                    xa = xb.detach().requires_grad_(True)
-                    (grad,) = torch.autograd.grad(nll(xa, yb), xa)
-                    x_adv = (xb + eps * grad.sign()).detach()
-                    return nll(xb, yb) + nll(x_adv, yb)
-
-                train_loop(
-                    params,
-                    loss_fn,
-                    x,
-                    y,
-                    epochs=self.resolve_epochs(x.shape[0], opt["batch_size"], opt["steps"]),
-                    batch_size=opt["batch_size"],
-                    lr=opt["lr"],
-                    weight_decay=opt["weight_decay"],
-                    info=member_info,
-                    modules=[model],
-                )
+                model, head = train_point_network(
+                    self, x, y, dropout=0.0, weight_decay=float(opt["weight_decay"]), info=member_info,
+                    adversarial_eps=eps if opt["adversarial"] else None,
+                )  # fmt: skip
             if "error" in member_info:
                 errors.append(f"member {k}: {member_info['error']}")
             self.info["epochs"] = member_info.get("epochs")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from vbayes.methods.base import (
     GaussianHead,
@@ -41,24 +42,48 @@ class OutputMethod(Method):
     }
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
-        train_point_network(self, x, y, dropout=0.0, weight_decay=float(self.options["weight_decay"]))
+        self.model, self.head = train_point_network(
+            self, x, y, dropout=0.0, weight_decay=float(self.options["weight_decay"]), info=self.info
+        )
 
     def _predict(self, x: Tensor) -> Prediction:
         self.model.eval()
         return stack_predictions([self.model(x)], self.task, self.head, self.info)
 
 
-def train_point_network(method: Method, x: Tensor, y: Tensor, *, dropout: float, weight_decay: float) -> None:
-    """Build ``method.head`` (Gaussian for regression) and ``method.model`` (an MLP with
-    ``dropout`` after each hidden layer) and train them on the mean NLL of ``x (N, D)``, ``y (N,)``
-    with Adam and ``weight_decay``; shared by ``output`` and ``dropout``."""
+def train_point_network(
+    method: Method,
+    x: Tensor,
+    y: Tensor,
+    *,
+    dropout: float,
+    weight_decay: float,
+    info: dict[str, Any],
+    adversarial_eps: Tensor | None = None,
+) -> tuple[nn.Module, GaussianHead | None]:
+    """Build and train one point-estimate network on ``x (N, D)``, ``y (N,)``; returns
+    ``(model, head)`` (``head`` is the Gaussian head for regression, None for classification).
+
+    The MLP has ``dropout`` after each hidden layer; the loss is the mean NLL, trained with Adam
+    and ``weight_decay``, reporting into ``info``. With ``adversarial_eps`` (``(D,)``) each batch
+    also adds the NLL at its fast-gradient-sign perturbation. Shared by ``output``, ``dropout``
+    and each ``ensemble`` member.
+    """
     opt = method.options
-    method.head = GaussianHead(opt["noise"]) if method.task == "regression" else None
-    method.model = mlp(x.shape[1], method.hidden, method.out_features, activation=opt["activation"], dropout=dropout)
-    params = list(method.model.parameters()) + (list(method.head.parameters()) if method.head else [])
+    head = GaussianHead(opt["noise"]) if method.task == "regression" else None
+    model = mlp(x.shape[1], method.hidden, method.out_features, activation=opt["activation"], dropout=dropout)
+    params = list(model.parameters()) + (list(head.parameters()) if head else [])
+
+    def nll(xb: Tensor, yb: Tensor) -> Tensor:
+        return regression_or_classification_loss(model(xb), yb, method.task, head).mean()
 
     def loss_fn(xb: Tensor, yb: Tensor) -> Tensor:
-        return regression_or_classification_loss(method.model(xb), yb, method.task, method.head).mean()
+        if adversarial_eps is None:
+            return nll(xb, yb)
+        xa = xb.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(nll(xa, yb), xa)
+        x_adv = (xb + adversarial_eps * grad.sign()).detach()
+        return nll(xb, yb) + nll(x_adv, yb)
 
     train_loop(
         params,
@@ -69,6 +94,7 @@ def train_point_network(method: Method, x: Tensor, y: Tensor, *, dropout: float,
         batch_size=opt["batch_size"],
         lr=opt["lr"],
         weight_decay=weight_decay,
-        info=method.info,
-        modules=[method.model],
+        info=info,
+        modules=[model],
     )
+    return model, head
