@@ -15,6 +15,8 @@ import vbayes
 from vbayes import layers as L
 from vbayes.priors import Normal, ScaleMixture
 
+from _tolerance import assert_close_ulps
+
 LINEAR = [L.LinearReparam, L.LinearFlipout, L.LinearLRT]
 CONV2D = [L.Conv2dReparam, L.Conv2dFlipout, L.Conv2dLRT]
 CONVT2D = [L.ConvTranspose2dReparam, L.ConvTranspose2dFlipout, L.ConvTranspose2dLRT]
@@ -95,8 +97,10 @@ def test_sampling_modes_and_frozen_sample():
     assert model[0].sampling == "sample"
     with vbayes.frozen_sample(model):
         f1 = model(x)
-        assert torch.equal(f1, model(x))
-        assert torch.equal(f1[:2], model(x[:2]))  # one function: same output per input
+        assert torch.equal(f1, model(x))  # the same call again: bit for bit
+        # one function: same output per input; a batch of 2 takes other BLAS paths than one of 5,
+        # so equal to rounding only (a redrawn weight or sign would be off by ~sigma = 0.3)
+        assert_close_ulps(model(x[:2]), f1[:2])
     with vbayes.frozen_sample(model):
         assert not torch.equal(f1, model(x))  # re-entry draws a new function
     with pytest.raises(ValueError, match="mode must be one of"):
