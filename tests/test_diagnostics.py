@@ -86,3 +86,54 @@ def test_summarize_and_bad_shape() -> None:
     assert set(out) == {"rhat_max", "ess_min"}
     with pytest.raises(ValueError):
         classic_rhat(np.zeros(5))
+
+
+def _ar1(seed: int, c: int, t: int, rho: float) -> np.ndarray:
+    """``(c, t)`` AR(1) chains ``x_i = rho * x_{i-1} + N(0, 1)`` started in their stationary law."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((c, t))
+    x[:, 0] = rng.normal(size=c) / np.sqrt(1 - rho**2)
+    for i in range(1, t):
+        x[:, i] = rho * x[:, i - 1] + rng.normal(size=c)
+    return x
+
+
+# (seed, chains, draws, rho), arviz bulk ESS, arviz mean ESS, arviz rank R-hat. The cases cover:
+# truncation at a pair whose even lag is negative (rho 0.5) or positive, so that Stan's extra
+# "+ rho_hat_{2M}" term counts (0.9; 0.7 with an odd length; the antithetic -0.3), the
+# 1 / log10(n) guard on tau (-0.6), and a short chain whose pairs stay positive up to the end of
+# Stan's loop (0.99, 2 x 30).
+_ARVIZ_REFERENCE = [
+    ((0, 4, 500, 0.5), 587.6772672905611, 587.7478602972775, 1.0050255400623245),
+    ((10, 4, 500, 0.9), 80.42265271077325, 81.44125614275553, 1.0518050130631773),
+    ((9, 2, 101, 0.7), 33.6909470541357, 34.66924373456386, 1.1132548565422071),
+    ((16, 4, 500, -0.3), 4956.700711972427, 4944.268308747836, 1.0008307336955997),
+    ((4, 4, 500, -0.6), 6602.059991327962, 6602.059991327962, 1.005179741842961),
+    ((5, 2, 30, 0.99), 3.3398174556189804, 3.150401284066538, 1.991430641589571),
+]
+
+
+@pytest.mark.parametrize("case,bulk,mean,rhat", _ARVIZ_REFERENCE)
+def test_matches_arviz(case: tuple[int, int, int, float], bulk: float, mean: float, rhat: float) -> None:
+    """Bulk ESS, mean ESS and rank-normalised split R-hat equal arviz's to rounding.
+
+    The reference numbers were printed by arviz 0.23.4 (numpy 2.4.6, scipy 1.17.1; arviz is not a
+    dependency of vbayes) with, for each case, ``x = _ar1(*case)`` (the same function as here) and::
+
+        import arviz as az
+        print(float(az.ess(x, method="bulk")), float(az.ess(x, method="mean")),
+              float(az.rhat(x, method="rank")))
+    """
+    x = _ar1(*case)
+    assert ess(x) == pytest.approx(bulk, rel=1e-10)
+    assert ess(x, rank=False) == pytest.approx(mean, rel=1e-10)  # arviz "mean": split, no ranks
+    assert rank_rhat(x) == pytest.approx(rhat, rel=1e-10)
+
+
+def test_batched_ess_matches_arviz() -> None:
+    """The ``(C, T, K)`` path gives each quantity's arviz value (the truncation differs per k)."""
+    same = [r for r in _ARVIZ_REFERENCE if r[0][1:3] == (4, 500)]
+    x = np.stack([_ar1(*r[0]) for r in same], axis=-1)
+    np.testing.assert_allclose(ess(x), [r[1] for r in same], rtol=1e-10)
+    np.testing.assert_allclose(ess(x, rank=False), [r[2] for r in same], rtol=1e-10)
+    np.testing.assert_allclose(rank_rhat(x), [r[3] for r in same], rtol=1e-10)

@@ -94,7 +94,9 @@ def ess(draws: np.ndarray, *, rank: bool = True, split: bool = True) -> float | 
     """Effective sample size of the mean, over all chains (Stan / Vehtari et al. 2021).
 
     With ``rank`` (default) it is the bulk ESS of the rank-normalised draws; ``split`` cuts each
-    chain in two first. Uses Geyer's initial positive and monotone sequence; capped at
+    chain in two first (``rank=False`` is arviz's ``method="mean"``). Uses Geyer's initial
+    positive and monotone sequence truncated exactly as Stan's ``ess`` and arviz's ``_ess`` (see
+    :func:`_tau_hat`; tests/test_diagnostics.py checks equality with arviz to 1e-10); capped at
     ``C * T * log10(C * T)`` as Stan does. Needs T >= 4.
     """
     a, scalar = _as_ctk(draws)
@@ -112,23 +114,39 @@ def ess(draws: np.ndarray, *, rank: bool = True, split: bool = True) -> float | 
     var_plus = w * (t - 1.0) / t
     if c > 1:
         var_plus = var_plus + chain_mean.var(axis=0, ddof=1)
-    out = np.empty(k)
-    for j in range(k):
-        if not np.isfinite(var_plus[j]) or var_plus[j] <= 0:
-            out[j] = np.nan if not np.isfinite(var_plus[j]) else float(c * t)
-            continue
-        rho = 1.0 - (w[j] - acov[:, :, j].mean(axis=0)) / var_plus[j]  # (T,)
-        rho[0] = 1.0
-        # Geyer: sum pairs P_m = rho_{2m} + rho_{2m+1} while positive, made monotone
-        n_pairs = t // 2
-        pairs = rho[: 2 * n_pairs].reshape(n_pairs, 2).sum(axis=1)
-        positive = pairs > 0
-        m = n_pairs if positive.all() else int(np.argmin(positive))
-        pairs = np.minimum.accumulate(pairs[:m]) if m > 0 else pairs[:0]
-        tau = -1.0 + 2.0 * pairs.sum()
-        tau = max(tau, 1.0 / np.log10(c * t)) if c * t > 1 else tau
-        out[j] = c * t / tau
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (w - acov.mean(axis=0)) / var_plus  # (T, K): multi-chain autocorrelation
+    rho[0] = 1.0
+    out = c * t / _tau_hat(rho, c * t)
+    out = np.where(np.isfinite(var_plus) & (var_plus <= 0), float(c * t), out)
     return _out(out, scalar)
+
+
+def _tau_hat(rho: np.ndarray, n: int) -> np.ndarray:
+    """Integrated autocorrelation time ``(K,)`` from ``rho`` ``(T, K)``, as Stan and arviz's ``_ess``.
+
+    Pairs ``P_m = rho_2m + rho_2m+1`` are summed for m = 0..M-1, where M is the first pair that is
+    not positive (Geyer's initial positive sequence), looking at pairs m < (T - 2) / 2 only; the
+    pairs are made non-increasing (initial monotone sequence). ``tau = -1 + 2 * sum(P_m) + rho_2M``,
+    the last term (the even lag of pair M, unconstrained) added once when it is positive (or when
+    pair M was not negative), and ``tau`` is kept above ``1 / log10(n)``.
+    """
+    t, k = rho.shape
+    m_max = -(-(t - 2) // 2) - 1  # the last pair index Stan's loop computes: m < (T - 2) / 2
+    tau = np.full(k, -1.0 + 1.0)  # M = 0: rho_0 counted once
+    if m_max >= 1:
+        pairs = rho[0 : 2 * m_max + 1 : 2] + rho[1 : 2 * m_max + 2 : 2]  # (m_max + 1, K)
+        not_pos = ~(pairs > 0)
+        first = np.where(not_pos.any(axis=0), np.argmax(not_pos, axis=0), m_max + 1)
+        big_m = np.minimum(first, m_max)  # (K,)
+        csum = np.cumsum(np.minimum.accumulate(pairs, axis=0), axis=0)  # (m_max + 1, K)
+        cols = np.arange(k)
+        summed = np.where(big_m > 0, csum[np.maximum(big_m - 1, 0), cols], 0.0)
+        even = rho[2 * big_m, cols]
+        last = np.where((even > 0) | (pairs[big_m, cols] >= 0), even, 0.0)
+        tau = np.where(big_m > 0, -1.0 + 2.0 * summed + last, tau)
+    tau = np.maximum(tau, 1.0 / np.log10(n)) if n > 1 else tau
+    return np.where(np.isnan(rho).any(axis=0), np.nan, tau)
 
 
 def summarize(draws: np.ndarray) -> dict[str, float]:
