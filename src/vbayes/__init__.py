@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from vbayes.layers.base import BayesianModule, kl_divergence
+from vbayes.layers.base import BayesianModule, global_kl, kl_divergence, local_kl
 from vbayes import layers, priors
 from vbayes.convert import to_bayesian
 from vbayes.elbo import elbo_loss
@@ -23,6 +23,8 @@ __all__ = [
     "__version__",
     "BayesianModule",
     "kl_divergence",
+    "global_kl",
+    "local_kl",
     "layers",
     "priors",
     "to_bayesian",

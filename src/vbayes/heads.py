@@ -5,7 +5,9 @@
 * :class:`StochasticGaussian` is a layer of Gaussian stochastic units: it maps features to the
   mean and log-variance of q(z|x) = N(mu, diag(sigma^2)), draws the reparameterised sample
   z = mu + sigma * eps and remembers KL(q(z|x) || N(0, I)) of that forward pass, which it returns
-  from :meth:`~StochasticGaussian.kl_divergence` like every :class:`BayesianModule`.
+  from :meth:`~StochasticGaussian.kl_divergence` like every :class:`BayesianModule`. That KL is
+  *local* (``kl_scope = "local"``): each example pays its own, so :func:`vbayes.elbo_loss` takes
+  its batch mean, not its sum over N as for a layer's weight KL.
 """
 
 from __future__ import annotations
@@ -59,8 +61,13 @@ class StochasticGaussian(BayesianModule):
         latent: number ``L`` of stochastic units.
 
     ``forward(h)`` maps features ``(B, F)`` to samples ``z`` of shape ``(B, L)``; after it,
-    :attr:`last_kl` holds the per-example KL ``(B,)`` and :meth:`kl_divergence` its sum (nats).
+    :attr:`last_kl` holds the per-example KL ``(B,)`` (nats per example), :meth:`example_kl` the
+    same and :meth:`kl_divergence` its sum over the batch (nats). The KL is local
+    (``kl_scope = "local"``): in the ELBO per example it enters as the batch mean of
+    :meth:`example_kl` (see :func:`vbayes.local_kl`), not divided by the data-set size.
     """
+
+    kl_scope = "local"
 
     def __init__(self, in_features: int | None, latent: int) -> None:
         super().__init__()
@@ -104,6 +111,20 @@ class StochasticGaussian(BayesianModule):
             return mu
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
+
+    def example_kl(self) -> Tensor:
+        """KL(q(z_i|x_i) || N(0, I)) of each example of the last forward pass, ``(B,)`` nats.
+
+        The first dimension of the input indexes the examples; any further leading dimensions
+        (e.g. positions of a sequence) belong to their example and are summed. An input of one
+        unbatched vector ``(L,)`` is one example.
+        """
+        if self.last_kl is None:
+            raise RuntimeError("StochasticGaussian: example_kl() called before any forward pass")
+        kl = self.last_kl
+        if kl.dim() == 0:
+            return kl.reshape(1)
+        return kl if kl.dim() == 1 else kl.flatten(1).sum(-1)
 
     def kl_divergence(self) -> Tensor:
         """KL(q(z|x) || N(0, I)) of the last forward pass, summed over units and examples (nats)."""

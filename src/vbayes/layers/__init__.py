@@ -5,7 +5,7 @@ operations. Every layer is an ``nn.Module`` returning a Tensor, with ``weight_mu
 """
 
 from vbayes.layers._variational import DEFAULT_POSTERIOR_STD, VariationalLayer
-from vbayes.layers.base import BayesianModule, kl_divergence
+from vbayes.layers.base import BayesianModule, global_kl, kl_divergence, local_kl
 from vbayes.layers.flipout import (Conv1dFlipout, Conv2dFlipout, ConvTranspose1dFlipout, ConvTranspose2dFlipout,
                                    LinearFlipout)
 from vbayes.layers.lrt import Conv1dLRT, Conv2dLRT, ConvTranspose1dLRT, ConvTranspose2dLRT, LinearLRT
@@ -13,7 +13,7 @@ from vbayes.layers.reparam import (Conv1dReparam, Conv2dReparam, ConvTranspose1d
                                    LinearReparam)
 
 __all__ = [
-    "BayesianModule", "VariationalLayer", "kl_divergence", "DEFAULT_POSTERIOR_STD",
+    "BayesianModule", "VariationalLayer", "kl_divergence", "global_kl", "local_kl", "DEFAULT_POSTERIOR_STD",
     "LinearReparam", "LinearFlipout", "LinearLRT",
     "Conv1dReparam", "Conv1dFlipout", "Conv1dLRT",
     "Conv2dReparam", "Conv2dFlipout", "Conv2dLRT",
