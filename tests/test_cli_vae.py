@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vbayes.cli import main
+from vbayes.runs import MARKER
 
 FAST = ["--data", "digits", "--hidden", "32", "--batch-size", "64", "--no-progress"]
 FIGURES = {"reconstructions", "samples", "latent_map", "manifold", "blending", "training_curves"}
@@ -129,14 +130,19 @@ def test_failure_mid_run_leaves_nothing_half_written(tmp_path, monkeypatch, caps
     monkeypatch.setattr(vbayes.vae_report, "write_autoencoder_report", broken)
     fresh = tmp_path / "fresh"
     assert main(["ae", *FAST, "--epochs", "1", "--out", str(fresh)]) == 2
-    assert _files(fresh) == {"last.pt"}  # only the last good epoch, to --resume from
+    assert _files(fresh) == {"last.pt", MARKER}  # only the last good epoch, to --resume from
     old = tmp_path / "old"
     old.mkdir()
+    (old / MARKER).write_text("")  # a previous vbayes run
     (old / "config.json").write_text("{}")
     (old / "metrics.json").write_text('{"old": true}')
+    (old / "last.pt").write_text("old")
     assert main(["ae", *FAST, "--epochs", "1", "--overwrite", "--out", str(old)]) == 2
-    assert _files(old) == {"config.json", "metrics.json", "last.pt"}
+    # the previous run is untouched; the failed one's last epoch waits in its staging folder
+    [staging] = old.glob(".staging-*")
+    assert _files(old) == {"config.json", "metrics.json", "last.pt", MARKER, staging.name, f"{staging.name}/last.pt"}
     assert json.loads((old / "metrics.json").read_text()) == {"old": True}
+    assert (old / "last.pt").read_text() == "old"
     assert "simulated failure" in capsys.readouterr().err
     # a failure before the first epoch ends leaves nothing at all
     monkeypatch.setattr(vbayes.vae_run, "ae_loss_fn", broken)

@@ -195,11 +195,13 @@ def test_cli_compare_ae_writes_metrics_per_model(tmp_path, capsys):
     (out / "ae").mkdir(parents=True)
     (out / "ae" / "stale.txt").write_text("old")
     (out / "metrics.json").write_text("{}")
+    (out / ".vbayes-run").write_text("")  # the marker of a vbayes run directory
     assert exit_code(argv) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert exit_code([*argv, "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["ae", "vae", "bae", "ambiguous.json", "config.json", "metrics.json", "report.html", "figures"])
+        ["ae", "vae", "bae", "ambiguous.json", "config.json", "metrics.json", "report.html", "figures",
+         ".vbayes-run"])
     assert not (out / "ae" / "stale.txt").exists() and (out / "bae" / "checkpoint.pt").exists()
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"ae", "vae", "bae"}

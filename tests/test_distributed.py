@@ -104,6 +104,7 @@ def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypa
 
     run = tmp_path / "run"
     run.mkdir()
+    (run / ".vbayes-run").write_text("")
     (run / "last.pt").write_bytes(b"checkpoint")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
@@ -116,6 +117,9 @@ def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypa
     (run / "config.json").write_text("{}")
     with pytest.raises(VBayesError, match="already holds a run"):  # every rank fails alike
         prepare_out(run, overwrite=False)
+    from vbayes.runs import release_out
+
+    release_out(run)
 
 
 @pytest.mark.slow

@@ -24,12 +24,13 @@ import torch
 
 from vbayes import cli, vae_report, vae_run
 from vbayes.checkpoint import load_checkpoint
+from vbayes.runs import MARKER
 
 EPOCHS = 16  # 20 steps of 64 digits per epoch
 ARGS = ["vae", "--data", "digits", "--hidden", "32", "--batch-size", "64", "--epochs", str(EPOCHS),
         "--iw-samples", "10", "--seed", "3", "--threads", "1"]  # fmt: skip
 STEPS_PER_EPOCH = 20
-RUN_FILES = {"config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html"}
+RUN_FILES = {"config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html", MARKER}
 
 
 def _run(out: Path, *extra: str) -> int:
@@ -147,7 +148,7 @@ def test_failed_run_keeps_its_last_good_epoch_and_resumes(
     if kind == "nan":
         assert "training diverged" in err and f"epoch 3, step 5/{STEPS_PER_EPOCH}" in err
         assert f"last good checkpoint: {out / 'last.pt'} (epoch 2)" in err
-    assert {p.name for p in out.iterdir()} == {"last.pt"}  # nothing half-written, no staging folder
+    assert {p.name for p in out.iterdir()} == {"last.pt", MARKER}  # nothing half-written, no staging folder
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert cli.main(["resume", "--out", str(out)]) == 0
     assert_same_run(out, reference)
@@ -164,7 +165,7 @@ def test_interrupted_resume_keeps_the_resumed_progress(
         assert load_checkpoint(out / "last.pt")["epoch"] == 1
         patch.setattr(vae_run, "vae_loss_fn", _failing_loss("interrupt", 4 * STEPS_PER_EPOCH + 3))
         assert _run(out, "--resume") == 130
-    assert {p.name for p in out.iterdir()} == {"last.pt"}
+    assert {p.name for p in out.iterdir()} == {"last.pt", MARKER}
     assert load_checkpoint(out / "last.pt")["epoch"] == 4
     assert _run(out, "--resume") == 0
     capsys.readouterr()

@@ -146,11 +146,9 @@ def set_rng_state(state: dict[str, Any], shuffle: torch.Generator | None = None)
 def find_last_checkpoint(out: str | os.PathLike[str]) -> Path | None:
     """The ``last.pt`` to resume a run in ``out`` from, or None.
 
-    ``out/last.pt`` when present, otherwise the most recently written ``last.pt`` in one of
-    ``out``'s hidden ``.staging-*`` folders (where an interrupted command stages its files).
+    The most recently written of ``out/last.pt`` and the ``last.pt`` files in ``out``'s hidden
+    ``.staging-*`` folders (where an interrupted command stages its files); ``out/last.pt`` on a tie.
     """
     root = Path(out)
-    if (root / "last.pt").is_file():
-        return root / "last.pt"
-    staged = [p for p in root.glob(".staging-*/last.pt") if p.is_file()]
-    return max(staged, key=lambda p: p.stat().st_mtime) if staged else None
+    found = [p for p in [root / "last.pt", *root.glob(".staging-*/last.pt")] if p.is_file()]
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.parent == root)) if found else None

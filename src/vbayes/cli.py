@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vbayes {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        from vbayes.runs import release_out
+
+        release_out()  # every run directory this command locked
 
 
 def run() -> NoReturn:

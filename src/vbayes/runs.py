@@ -27,22 +27,44 @@ A resumed run (``resume_from``) stages into a fresh folder too: ``checkpoint.pt`
 ``log.csv`` are rebuilt there from the ``last.pt`` it continues, and that ``last.pt`` is moved in
 after the first resumed epoch (or at the end, when no epoch was left), so at every moment one
 complete ``last.pt`` to resume from exists.
+
+Ownership and locking (:func:`claim_out`, called by ``prepare_out``): a run directory holds a
+marker file ``.vbayes-run``; a non-empty folder without one (the user's own files) is never
+written into, with or without ``--overwrite``. The marker is also the lock: the process that
+runs into ``out`` holds ``fcntl.flock(LOCK_EX)`` on it until :func:`release_out` (the command
+line releases at exit), so a second concurrent run into the same ``out`` fails at once.
+
+Replacing a run (:meth:`StagedRun.commit`) is journalled so that a kill at any moment leaves
+either the whole previous run or the whole new one: the finished staging folder is marked
+``.complete``, the previous run's files are moved into ``.old-*`` (then marked ``.moved``), the
+new ones moved into place, and ``.old-*`` removed; :func:`recover_commit` (run whenever ``out``
+is claimed) finishes a commit that a kill interrupted. Until the commit, a failed or killed
+``--overwrite`` run leaves the previous run as it was (its ``last.pt`` included) and keeps its
+own ``last.pt`` in its staging folder.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from vbayes.errors import TrainingDiverged, VBayesError
 
-#: Files and folders a run directory may hold; an overwritten run loses its old ones first.
+#: Files and folders a run directory may hold (an overwritten run loses everything it held).
 RUN_FILES = ("config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html", "figures")
 STAGING_PREFIX = ".staging-"
+#: The marker (and lock) file that makes a folder recognisable as a vbayes run directory.
+MARKER = ".vbayes-run"
+_COMPLETE = ".complete"  # in a staging folder: the run is finished, commit rolls forward
+_MOVED = ".moved"  # in .old-*: every file of the previous run is in there
+_INTERNAL = (STAGING_PREFIX, ".old-", ".trash-", ".probe-")
 
 
 class StagedRun:
@@ -118,26 +140,26 @@ class StagedRun:
             shutil.rmtree(folder, ignore_errors=True)
 
     def commit(self) -> None:
-        """Replace the previous run's files in ``out`` by the staged ones; remove stale staging folders."""
+        """Replace everything the previous run left in ``out`` by the staged files, as one journalled swap."""
         self.adopt_last()
-        for name in RUN_FILES:
-            old = self.out / name
-            if (self.staging / name).exists() or old.exists():
-                if old.is_dir() and not old.is_symlink():
-                    shutil.rmtree(old)
-                elif old.exists() or old.is_symlink():
-                    old.unlink()
-        for item in sorted(self.staging.iterdir()):
-            os.replace(item, self.out / item.name)
-        self.staging.rmdir()
+        (self.staging / _COMPLETE).touch()
+        _roll_forward(self.out, self.staging)
         self._remove_stale_staging()
 
     def abort(self) -> None:
-        """Keep ``last.pt`` as ``out/last.pt`` and remove every other staged file.
+        """Keep this run's ``last.pt`` and remove every other staged file.
 
-        ``out`` is removed too when this run created it and nothing else is there.
+        The ``last.pt`` becomes ``out/last.pt`` unless ``out`` holds a finished run (``metrics.json``),
+        whose files, ``last.pt`` included, stay as they were: it then stays in its staging folder,
+        where ``--resume`` finds it. ``out`` is removed too when this run created it and nothing
+        else is there.
         """
         last = self.staging / "last.pt"
+        if last.is_file() and (self.out / "metrics.json").exists():
+            for item in self.staging.iterdir():
+                if item != last:
+                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+            return
         if last.is_file():
             os.replace(last, self.out / "last.pt")
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -148,16 +170,52 @@ class StagedRun:
                 pass
 
     def _forget_unfinished(self) -> None:
-        """A fresh run: an earlier run's ``last.pt`` must not be what ``--resume`` finds later."""
+        """A fresh run: an earlier unfinished run's ``last.pt`` must not be what ``--resume`` finds later.
+
+        The ``last.pt`` of a finished run (beside its ``metrics.json``) stays until the commit.
+        """
         last = self.out / "last.pt"
-        if last.is_file() or last.is_symlink():
+        if not (self.out / "metrics.json").exists() and (last.is_file() or last.is_symlink()):
             last.unlink()
         self._remove_stale_staging()
 
     def _remove_stale_staging(self) -> None:
+        recover_commit(self.out)
         for folder in self.out.glob(f"{STAGING_PREFIX}*"):
             if folder != self.staging and folder.is_dir() and not folder.is_symlink():
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _internal(name: str) -> bool:
+    return name == MARKER or name.startswith(_INTERNAL)
+
+
+def _roll_forward(out: Path, staging: Path) -> None:
+    """Swap a ``.complete`` staging folder into ``out`` (resumable at any point, see the module docstring)."""
+    old = out / (".old-" + staging.name[len(STAGING_PREFIX):])
+    staged = [item for item in sorted(staging.iterdir()) if item.name != _COMPLETE]
+    old.mkdir(exist_ok=True)
+    if staged and not (old / _MOVED).exists():  # nothing staged left: the new files are in place
+        for item in sorted(out.iterdir()):
+            if not _internal(item.name):
+                os.replace(item, old / item.name)
+        (old / _MOVED).touch()
+    for item in staged:
+        os.replace(item, out / item.name)
+    trash = out / (".trash-" + staging.name[len(STAGING_PREFIX):])
+    os.replace(old, trash)
+    (staging / _COMPLETE).unlink()
+    staging.rmdir()
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def recover_commit(out: str | os.PathLike[str]) -> None:
+    """Finish a commit that a kill interrupted (a ``.complete`` staging folder) and remove ``.trash-*``."""
+    root = Path(out)
+    for staging in sorted(root.glob(f"{STAGING_PREFIX}*/{_COMPLETE}")):
+        _roll_forward(root, staging.parent)
+    for folder in root.glob(".trash-*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def resumable_run(out: str | os.PathLike[str], created: bool, resume: bool, overwrite: bool) -> StagedRun:
@@ -210,3 +268,103 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
+
+
+# ------------------------------------------------------------------ ownership and locking of --out
+@dataclass
+class _Claim:
+    fd: int
+    created: bool  # this process created ``out``
+    marked: bool  # this process wrote the marker (``out`` was new or empty)
+
+
+_CLAIMS: dict[Path, _Claim] = {}
+
+
+def is_run_dir(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` is a vbayes run directory: it holds the marker, or (runs written before the
+    marker existed) a ``config.json`` recording a ``vbayes`` command or a readable vbayes ``last.pt``."""
+    from vbayes.checkpoint import find_last_checkpoint, load_checkpoint
+
+    root = Path(out)
+    if (root / MARKER).is_file():
+        return True
+    try:
+        command = json.loads((root / "config.json").read_text()).get("command")
+        if isinstance(command, str) and command.startswith("vbayes "):
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    last = find_last_checkpoint(root)
+    try:
+        return last is not None and isinstance(load_checkpoint(last), dict)
+    except VBayesError:
+        return False
+
+
+def check_not_foreign(out: str | os.PathLike[str]) -> None:
+    """Refuse a non-empty folder that is not a vbayes run (the user's own files are never touched)."""
+    root = Path(out)
+    if root.is_dir() and any(root.iterdir()) and not is_run_dir(root):
+        raise VBayesError(f"--out {root} is a non-empty folder that is not a vbayes run; "
+                          "choose a new or empty directory (--overwrite replaces only a vbayes run)")  # fmt: skip
+
+
+def claim_out(out: str | os.PathLike[str]) -> Path:
+    """Create ``out`` if needed, mark it as a run directory and lock it for this process.
+
+    Raises :class:`VBayesError` when another process holds the lock or ``out`` cannot be
+    written. Interrupted commits are finished (:func:`recover_commit`). Released by
+    :func:`release_out` (the ``vbayes`` command line releases every claim when a command ends).
+    """
+    root = Path(out)
+    key = root.absolute()
+    if key in _CLAIMS:
+        return root
+    check_not_foreign(root)
+    for _ in range(5):  # retried when the marker was removed between open and flock
+        try:
+            created = not root.exists()
+            root.mkdir(parents=True, exist_ok=True)
+            marked = not (root / MARKER).exists()
+            fd = os.open(root / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise VBayesError(f"--out {root} cannot be written: {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise VBayesError(f"--out {root} is in use by another vbayes run; "
+                              "wait for it to end or choose another --out") from None  # fmt: skip
+        try:
+            same = os.stat(root / MARKER).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:
+        raise VBayesError(f"--out {root} keeps changing under this run; is another vbayes run using it?")
+    if os.fstat(fd).st_size == 0:
+        os.write(fd, b"vbayes run directory\n")
+    _CLAIMS[key] = _Claim(fd, created, marked)
+    recover_commit(root)
+    return root
+
+
+def release_out(out: str | os.PathLike[str] | None = None) -> None:
+    """Unlock ``out`` (every claimed directory when None); a directory this run only marked (it was
+    new or empty, and nothing else is in it now) loses its marker, and is removed if it created it."""
+    keys = list(_CLAIMS) if out is None else [Path(out).absolute()]
+    for key in keys:
+        claim = _CLAIMS.pop(key, None)
+        if claim is None:
+            continue
+        try:
+            if claim.marked and [p.name for p in key.iterdir()] == [MARKER]:
+                (key / MARKER).unlink()
+                if claim.created:
+                    key.rmdir()
+        except OSError:
+            pass
+        os.close(claim.fd)

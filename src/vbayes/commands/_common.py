@@ -96,21 +96,51 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare_out(path: str | os.PathLike[str], overwrite: bool, resume: bool = False) -> Path:
-    """Create the run directory, refusing to replace a previous run unless ``overwrite``.
+    """Create and lock the run directory, refusing to replace a previous run unless ``overwrite``.
 
-    A directory counts as a previous run when it holds ``config.json`` or ``metrics.json``.
-    With ``resume`` the directory must instead hold a checkpoint to continue from (``last.pt``,
-    possibly in an unfinished ``.staging-*`` folder). Raises :class:`VBayesError` when the path
-    cannot be written.
+    A non-empty folder that is not a vbayes run (no ``.vbayes-run`` marker, see
+    :mod:`vbayes.runs`) is refused even with ``overwrite``. A directory counts as a previous run
+    when it holds ``config.json`` or ``metrics.json``. With ``resume`` the directory must instead
+    hold a checkpoint to continue from (``last.pt``, possibly in an unfinished ``.staging-*``
+    folder). The directory stays locked (:func:`vbayes.runs.claim_out`) until
+    :func:`vbayes.runs.release_out`; a second run into it fails at once. Raises
+    :class:`VBayesError` when the path is empty, cannot be written or is locked.
 
-    Under ``torchrun`` only rank 0 writes the run: the other ranks check the same conditions
-    (so every rank fails alike), then get a private temporary directory instead (removed at
-    exit; with ``resume`` it links to the run's ``last.pt``) and their standard output is
-    silenced, so a command needs no rank checks of its own.
+    Under ``torchrun`` only rank 0 writes (and locks) the run: the other ranks check the same
+    conditions (so every rank fails alike), then get a private temporary directory instead
+    (removed at exit; with ``resume`` it links to the run's ``last.pt``) and their standard
+    output is silenced, so a command needs no rank checks of its own.
     """
+    from vbayes.distributed import env_info
+    from vbayes.runs import check_not_foreign, claim_out, release_out
+
+    if not os.fspath(path):
+        raise VBayesError("--out is empty: name the run directory")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise VBayesError(f"--out {out} exists and is not a directory")
+    rank = env_info().rank
+    if rank == 0:
+        claim_out(out)
+    else:
+        check_not_foreign(out)
+    try:
+        _check_out(out, overwrite, resume)
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
+        probe.close()
+    except OSError as err:
+        release_out(out)
+        raise VBayesError(f"--out {out} cannot be written: {err.strerror or err}") from None
+    except BaseException:
+        release_out(out)
+        raise
+    if rank > 0:
+        return _scratch_out(out, resume)
+    return out
+
+
+def _check_out(out: Path, overwrite: bool, resume: bool) -> None:
     if resume:
         from vbayes.checkpoint import find_last_checkpoint
 
@@ -121,17 +151,6 @@ def prepare_out(path: str | os.PathLike[str], overwrite: bool, resume: bool = Fa
     elif out.is_dir() and not overwrite:
         if (out / "config.json").exists() or (out / "metrics.json").exists():
             raise VBayesError(f"--out {out} already holds a run; pass --overwrite to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
-        probe.close()
-    except OSError as err:
-        raise VBayesError(f"--out {out} cannot be written: {err.strerror or err}") from None
-    from vbayes.distributed import env_info
-
-    if env_info().rank > 0:
-        return _scratch_out(out, resume)
-    return out
 
 
 def _scratch_out(out: Path, resume: bool) -> Path:

@@ -95,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
         extra = {key: result[key] for key in ("ambiguous", "ambiguity_summary", "classifier")}
         write_json(staged.staging / "ambiguous.json", json_ready(extra))
         report.write(staged.staging)
-        _remove_previous(out)  # StagedRun replaces its own file names; these are this command's
     for key in ("ae", "vae", "bae"):
         m = metrics[key]
         print(f"{key:>3}: knn {m['knn_accuracy']:.3f}  silhouette {m['silhouette']:.3f}  "
@@ -103,18 +102,3 @@ def run(args: argparse.Namespace) -> int:
               f"{m['blend_max_change']:.4f}")
     print(f"report: {out / 'report.html'}")
     return 0
-
-
-EXTRA_FILES = ("ae", "vae", "bae", "ambiguous.json")
-
-
-def _remove_previous(out: Path) -> None:
-    """Remove a previous comparison's per-model folders and ``ambiguous.json`` from ``out``."""
-    import shutil
-
-    for name in EXTRA_FILES:
-        old = out / name
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        elif old.exists() or old.is_symlink():
-            old.unlink()

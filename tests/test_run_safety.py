@@ -1,0 +1,260 @@
+"""Run directories never lose data: ownership (marker), locking, whole-run replacement, journalled commit.
+
+Table-driven where it fits: a command, its exit status, its one stderr line, and the files that
+must be exactly as they were afterwards (compared byte by byte). The fault-injection cases
+(kills at random moments, concurrent runs, a crash at every step of the commit) run on tiny
+data and finish in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vbayes import cli, runs, vae_report
+from vbayes.runs import MARKER, StagedRun, claim_out, recover_commit, release_out
+
+AE = ["ae", "--data", "digits", "--hidden", "16", "--batch-size", "128", "--epochs", "1", "--no-progress"]
+UQ = ["uq", "--data", "toy-gap", "--methods", "output", "--epochs", "1", "--no-progress"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (hidden ones too) with a hash of its bytes."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def main(argv: list[str], capsys: Any) -> tuple[int, str]:
+    """``vbayes argv`` in this process: exit status and stderr."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vae_report, "autoencoder_figures", lambda run: [])
+
+
+@pytest.fixture
+def previous_run(tmp_path: Path, no_figures: None, capsys: Any) -> Path:
+    """A finished ``vbayes ae`` run (with its last.pt)."""
+    out = tmp_path / "previous"
+    assert main([*AE, "--out", str(out)], capsys)[0] == 0
+    assert (out / "last.pt").is_file() and (out / MARKER).is_file()
+    return out
+
+
+def _user_folder(root: Path) -> Path:
+    """The user's own files, no vbayes run: they must never be touched."""
+    root.mkdir()
+    (root / "figures").mkdir()
+    (root / "figures" / "mine.png").write_bytes(b"\x89PNG mine")
+    (root / "report.html").write_text("<p>my report</p>")
+    (root / "log.csv").write_text("my,log\n")
+    return root
+
+
+# ---------------------------------------------------------------------- refusals, table-driven
+CASES = [
+    # (name, argv after the command's own options, expected status, text of the one stderr line)
+    ("foreign folder", [*AE, "--out", "{user}"], 2, "not a vbayes run"),
+    ("foreign folder, --overwrite", [*AE, "--out", "{user}", "--overwrite"], 2, "not a vbayes run"),
+    ("foreign folder, uq --overwrite", [*UQ, "--out", "{user}", "--overwrite"], 2, "not a vbayes run"),
+    ("foreign folder, --resume", [*AE, "--out", "{user}", "--resume"], 2, "not a vbayes run"),
+    ("previous run without --overwrite", [*AE, "--out", "{run}"], 2, "already holds a run"),
+    ("uq onto a previous run", [*UQ, "--out", "{run}"], 2, "already holds a run"),
+    ("empty --out", [*AE, "--out", ""], 2, "--out is empty"),
+    ("empty --out, uq", [*UQ, "--out", ""], 2, "--out is empty"),
+    ("uq --splits on a toy", [*UQ, "--out", "{new}", "--splits", "2"], 2, "--splits applies to --data uci only"),
+]
+
+
+@pytest.mark.parametrize(("argv", "status", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_refused_runs_touch_nothing(
+    argv: list[str], status: int, message: str, previous_run: Path, tmp_path: Path, capsys: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user = _user_folder(tmp_path / "user")
+    monkeypatch.chdir(tmp_path)  # `--out ""` would write here
+    before = {d: snapshot(d) for d in (user, previous_run)}
+    cwd_before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [a.format(user=user, run=previous_run, new=tmp_path / "new") for a in argv]
+    code, err = main(argv, capsys)
+    assert (code, err.count("\n")) == (status, 1) and message in err and "Traceback" not in err, err
+    assert {d: snapshot(d) for d in (user, previous_run)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == cwd_before  # no new (or empty) --out left behind
+
+
+def test_a_locked_out_is_refused_with_one_line(previous_run: Path, capsys: Any) -> None:
+    """Another process holds the lock on the run directory: one line, exit 2, nothing touched."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(previous_run / MARKER)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+        before = snapshot(previous_run)
+        for argv in ([*AE, "--out", str(previous_run), "--overwrite"], [*AE, "--out", str(previous_run), "--resume"],
+                     [*UQ, "--out", str(previous_run), "--overwrite"]):  # fmt: skip
+            code, err = main(argv, capsys)
+            assert code == 2 and err.count("\n") == 1 and "in use by another vbayes run" in err, err
+        assert snapshot(previous_run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_two_runs_started_together_into_one_out(tmp_path: Path) -> None:
+    """One of two concurrent fresh runs wins; the other gets one line and exit 2; the run is complete."""
+    out = tmp_path / "conc"
+    procs = [subprocess.Popen([sys.executable, "-m", "vbayes", *AE, "--seed", str(seed), "--out", str(out)], env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (0, 7)]  # fmt: skip
+    results = sorted((p.wait(timeout=120), p.stderr.read()) for p in procs)  # type: ignore[union-attr]
+    for p in procs:
+        p.stderr.close()  # type: ignore[union-attr]
+    assert [code for code, _ in results] == [0, 2], results
+    err = results[1][1]
+    assert err.count("\n") == 1 and ("in use by another vbayes run" in err or "already holds a run" in err), err
+    assert {"config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html", MARKER} <= {
+        p.name for p in out.iterdir()}
+    assert not list(out.glob(".staging-*"))
+
+
+# ---------------------------------------------------------------------- --overwrite replaces a whole run
+def test_uq_overwrite_onto_an_ae_run_replaces_the_whole_run(previous_run: Path, capsys: Any) -> None:
+    code, err = main([*UQ, "--out", str(previous_run), "--overwrite"], capsys)
+    assert code == 0, err
+    names = {p.name for p in previous_run.iterdir()}
+    assert names == {"metrics.json", "report.html", MARKER} | ({"figures"} & names), names  # nothing of the ae run
+    code, err = main(["resume", "--out", str(previous_run)], capsys)
+    assert code == 2 and "nothing to resume" in err  # the old ae run cannot come back
+
+
+def test_failing_report_of_an_overwrite_run_keeps_the_previous_run(
+    previous_run: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vbayes.errors import VBayesError
+    from vbayes.report import Report
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise VBayesError("simulated failure of the report step")
+
+    monkeypatch.setattr(Report, "write", broken)
+    before = snapshot(previous_run)
+    code, err = main([*UQ, "--out", str(previous_run), "--overwrite"], capsys)
+    assert code == 2 and "simulated failure" in err and err.count("\n") == 1
+    assert snapshot(previous_run) == before
+
+
+def test_sigint_during_uq_leaves_no_empty_out(tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vbayes.uq import experiment
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "run_methods", interrupted)
+    code, err = main([*UQ, "--out", str(tmp_path / "uq")], capsys)
+    assert code == 130 and "interrupted" in err
+    assert not (tmp_path / "uq").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*UQ, "--out", str(empty)], capsys)[0] == 130
+    assert list(empty.iterdir()) == []  # as it was
+
+
+# ---------------------------------------------------------------------- the commit journal
+def _staged_run(out: Path, label: str) -> StagedRun:
+    run = StagedRun(out).__enter__()
+    (run.staging / "metrics.json").write_text(json.dumps({"run": label}))
+    (run.staging / "last.pt").write_text(label)
+    (run.staging / "figures").mkdir()
+    (run.staging / "figures" / f"{label}.png").write_text(label)
+    return run
+
+
+def test_a_crash_at_any_step_of_the_commit_recovers_to_the_whole_new_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.replace`` fails at its k-th call inside the commit (a kill there); recovery rolls forward."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    _staged_run(reference, "old").commit()
+    _staged_run(reference, "new").commit()
+    want = snapshot(reference)
+    assert json.loads((reference / "metrics.json").read_text()) == {"run": "new"}
+    for k in range(12):
+        out = tmp_path / f"k{k}"
+        out.mkdir()
+        _staged_run(out, "old").commit()
+        (out / "old-only.txt").write_text("a file of the previous run only")
+        run = _staged_run(out, "new")
+        calls = [0]
+        real = os.replace
+
+        def flaky(src: Any, dst: Any) -> None:
+            calls[0] += 1
+            if calls[0] == k + 1:
+                raise OSError("simulated kill")
+            real(src, dst)
+
+        monkeypatch.setattr(runs.os, "replace", flaky)
+        try:
+            run.commit()
+            finished = True
+        except OSError:
+            finished = False
+        monkeypatch.setattr(runs.os, "replace", real)
+        recover_commit(out)
+        assert snapshot(out) == want, (k, finished)
+    assert finished  # the last k is past every step
+
+
+def test_sigkill_at_random_moments_of_an_overwrite_run(previous_run: Path, capsys: Any) -> None:
+    """Killed anywhere (start-up, training, report, commit): afterwards ``--out`` holds either the
+    whole previous run, byte for byte, or the whole new one; a later run can always continue."""
+    before = snapshot(previous_run)
+    rng = random.Random(10)
+    outcomes = set()
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-m", "vbayes", *AE, "--seed", "1", "--overwrite",
+                                  "--out", str(previous_run)], env=ENV,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:  # wait until training has started, then a random moment of the remaining run
+            deadline = time.monotonic() + 120
+            while not list(previous_run.glob(".staging-*")) and child.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 2.0))
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        claim_out(previous_run)  # what the next run does first: finish an interrupted commit
+        release_out(previous_run)
+        now = {k: v for k, v in snapshot(previous_run).items() if not k.startswith(".staging-")}
+        if now == before:
+            outcomes.add("previous")
+            continue
+        config = json.loads((previous_run / "config.json").read_text())
+        assert "--seed 1" in config["command"]
+        assert {"config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html"} <= set(now)
+        outcomes.add("new")
+        break  # the previous run is gone now, by design
+    assert outcomes
