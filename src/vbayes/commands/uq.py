@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -48,13 +49,17 @@ def run(args: argparse.Namespace) -> int:
         raise VBayesError("vbayes uq runs on the CPU only (the inference methods take no device); drop --device")
     methods = resolve_methods(args.methods)
     load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
-    out = prepare_out(args.out, args.overwrite)
+    from vbayes.runs import StagedRun
     from vbayes.uq.experiment import run_uq
 
-    metrics = run_uq(
-        args.data, methods, out, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs, seed=args.seed,
-        hidden=args.hidden, progress=not args.no_progress, command="vbayes " + shlex.join(sys.argv[1:]),
-    )
+    created = not os.path.exists(args.out)
+    out = prepare_out(args.out, args.overwrite)
+    with StagedRun(out, created=created) as staged:  # the previous run stays until this one has finished
+        metrics = run_uq(
+            args.data, methods, staged.staging, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs,
+            seed=args.seed, hidden=args.hidden, progress=not args.no_progress,
+            command="vbayes " + shlex.join(sys.argv[1:]),
+        )
     failed = [k for k, m in metrics.items() if "error" in m]
     for line in summary_lines(metrics):
         print(line)
