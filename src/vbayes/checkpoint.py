@@ -21,6 +21,7 @@ import json
 import os
 import random
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,19 @@ def _first_line(err: BaseException, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def _check_container(file: Path) -> None:
+    """Refuse, before unpickling, a file that torch.save did not write whole (empty, cut short, foreign bytes)."""
+    with open(file, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        raise CheckpointError(f"checkpoint {file} is unreadable: truncated (the file is empty)")
+    if head == b"PK\x03\x04":  # torch.save's zip container
+        if not zipfile.is_zipfile(file):
+            raise CheckpointError(f"checkpoint {file} is unreadable: truncated (its zip archive is incomplete)")
+    elif not (head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5):  # nor a bare pickle
+        raise CheckpointError(f"checkpoint {file} is not a vbayes checkpoint (not a file written by torch.save)")
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a vbayes checkpoint safely (``torch.load(weights_only=True)``).
 
@@ -84,6 +98,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint {file} does not exist")
+    _check_container(file)
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": the error below says enough
             warnings.simplefilter("ignore")

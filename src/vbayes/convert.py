@@ -11,6 +11,7 @@ empirical Bayes").
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 from torch import nn
@@ -54,8 +55,20 @@ def _convert_one(module: nn.Module, cls: type, prior: Any, std: float, moped_del
     return new
 
 
+#: Modules with weights that are deliberately left deterministic (normalisation layers).
+_KEPT = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def _unconvertible(model: nn.Module, table: dict[type, type]) -> list[str]:
+    """``"name (Class)"`` of every module with weights of its own that ``table`` does not convert."""
+    return [f"{name or '<model>'} ({type(m).__name__})" for name, m in model.named_modules()
+            if type(m) not in table and not isinstance(m, (VariationalLayer, LazyModuleMixin, *_KEPT))
+            and any(True for _ in m.parameters(recurse=False))]  # fmt: skip
+
+
 def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None, moped_delta: float | None = None,
-                posterior_std_init: float = DEFAULT_POSTERIOR_STD, inplace: bool = False) -> nn.Module:
+                posterior_std_init: float = DEFAULT_POSTERIOR_STD, inplace: bool = False,
+                strict: bool = False) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear``, ``nn.Conv1d/2d`` and ``nn.ConvTranspose1d/2d``
     modules are replaced by Bayesian layers with posterior mean = their weights.
 
@@ -67,14 +80,22 @@ def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None,
             ``posterior_std_init`` everywhere.
         posterior_std_init: initial posterior std when ``moped_delta`` is None (> 0).
         inplace: modify ``model`` itself instead of a deep copy.
+        strict: raise instead of warn when a module with weights (e.g. ``nn.LSTM``,
+            ``nn.Conv3d``, ``nn.Embedding``, a subclass of ``nn.Linear``) cannot be converted.
 
     Returns:
         The converted model. Only exact instances of the torch classes are replaced (a user
-        subclass may override ``forward``); lazy modules must be initialised first.
+        subclass may override ``forward``); lazy modules must be initialised first. Modules with
+        weights that stay deterministic (normalisation layers aside) are named in a
+        ``UserWarning``, or a ``ValueError`` with ``strict=True``.
 
     Raises:
-        ValueError: unknown estimator, ``moped_delta <= 0``, or an unsupported module setting.
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: unknown estimator, ``moped_delta <= 0``, an unsupported module setting, or
+            (``strict``) a module that cannot be converted.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"to_bayesian: model must be a torch.nn.Module, got {type(model).__name__}")
     key = estimator.lower() if isinstance(estimator, str) else estimator
     if key not in _TABLE:
         raise ValueError(f"to_bayesian: unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
@@ -85,6 +106,9 @@ def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None,
         model = copy.deepcopy(model)
     if type(model) in table:
         return _convert_one(model, table[type(model)], prior, posterior_std_init, moped_delta)
+    left = _unconvertible(model, table)
+    if left and strict:
+        raise ValueError(f"to_bayesian: cannot convert {', '.join(left)}; pass strict=False to keep them deterministic")
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, LazyModuleMixin) and child.has_uninitialized_params():
@@ -94,6 +118,6 @@ def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None,
             if cls is None:
                 continue
             setattr(parent, name, _convert_one(child, cls, prior, posterior_std_init, moped_delta))
+    if left:
+        warnings.warn(f"to_bayesian: left deterministic (no Bayesian version): {', '.join(left)}", stacklevel=2)
     return model
-
-

@@ -46,6 +46,10 @@ from vbayes.training.types import Callback, LossFn, StepContext, TrainConfig, Tr
 
 __all__ = ["TrainConfig", "StepContext", "TrainResult", "Trainer", "LossFn", "Callback", "seed_everything"]
 
+#: What a ``last.pt`` must hold to be resumed.
+RESUME_KEYS = ("dataset_size", "model", "optimizer", "epoch", "step", "best_val", "best_epoch", "best_model",
+               "bad_epochs", "stopped_early", "history", "rng")
+
 
 class _LossModule(nn.Module):
     """Runs ``loss_fn`` inside ``forward`` so DDP syncs gradients whatever methods it calls."""
@@ -297,6 +301,10 @@ class Trainer:
         data = load_checkpoint(path, map_location=self.device)
         if data.get("kind") != "last":
             raise VBayesError(f"checkpoint {path} is not a resumable last.pt")
+        missing = [k for k in RESUME_KEYS if k not in data]
+        if missing:
+            raise VBayesError(f"checkpoint {path} is not a complete last.pt (no {', '.join(missing)}); "
+                              "start the run afresh with --overwrite")  # fmt: skip
         if data["dataset_size"] != n_train:
             raise DataError(f"cannot resume {path}: it was trained on {data['dataset_size']} examples, not {n_train}")
         try:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from vbayes.commands._common import nonneg_int, positive_int, prepare_out
+from vbayes.commands._common import nonneg_int, positive_int, prepare_out, seed_int
 from vbayes.io import write_json
 
 DEFAULT_WIDTHS = (2, 5, 10, 20, 50, 100, 200)
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "on the 1-50-1 cubic toy; the hmc method's own default is 128)")
     parser.add_argument("--out", default="runs/bench-mcmc", help="output directory (default runs/bench-mcmc)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and chains (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of data and chains (default 0)")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads (default 1: these matrices are tiny, and extra threads only "
                              "add synchronisation, badly so on a busy machine)")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -31,6 +33,17 @@ def nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a random seed, an integer in 0 .. 2**32 - 1 (what every generator accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. {2**32 - 1}, got {value}")
     return value
 
 
@@ -66,7 +79,7 @@ def add_run_args(parser: argparse.ArgumentParser, default_out: str, resumable: b
     """
     parser.add_argument("--out", default=default_out, help=f"run directory (default {default_out})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument(
         "--data-dir",
@@ -84,14 +97,48 @@ def add_run_args(parser: argparse.ArgumentParser, default_out: str, resumable: b
     install_config_option(parser)
 
 
+#: Multiply-adds beyond which an evaluation is refused up front (hours to days on a CPU).
+MAX_WORK = 1e14
+
+
+def check_fits(image_shape: Sequence[int], hidden: int, latent: int, *, samples: int = 1, n_test: int = 0,
+               samples_option: str = "--samples") -> None:
+    """Refuse up front (one line) an auto-encoder that cannot fit in memory, or a sampled test
+    evaluation (``samples`` decoder passes per test image) that would run for days.
+
+    The network is about ``2 * (pixels * hidden + hidden * latent)`` weights, each with a gradient
+    and two Adam moments (16 bytes in float32).
+    """
+    pixels = math.prod(int(s) for s in image_shape)
+    weights = 2.0 * (pixels * hidden + hidden * latent)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if 16 * weights > memory:
+        raise VBayesError(f"--hidden {hidden}: the networks would hold about {weights:.2g} weights "
+                          f"({16 * weights / 2**30:,.0f} GiB to train), more than this machine's "
+                          f"{memory / 2**30:,.0f} GiB")  # fmt: skip
+    work = float(samples) * n_test * weights / 2
+    if work > MAX_WORK:
+        raise VBayesError(f"{samples_option} {samples}: the test evaluation would take about {work:.1g} "
+                          f"multiply-adds ({n_test} images x {samples} decoder passes), hours to days; "
+                          "use fewer")  # fmt: skip
+
+
 def resolve_device(name: str) -> torch.device:
-    """A ``torch.device`` from a user string, with a one-line error when unusable."""
+    """A ``torch.device`` from a user string (cpu, cuda[:N], mps), with a one-line error when unusable."""
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
         raise VBayesError(f"unknown --device {name!r} (try cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VBayesError("--device cuda asked for, but no CUDA device is available")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VBayesError("--device cuda asked for, but no CUDA device is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise VBayesError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise VBayesError("--device mps asked for, but no MPS (Apple GPU) device is available")
+    elif device.type != "cpu":
+        raise VBayesError(f"--device {name!r} cannot train a model here; use cpu, cuda or mps")
     return device
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 
-from vbayes.commands._common import add_run_args, positive_float, positive_int, prepare_out, resolve_device
+from vbayes.commands._common import (add_run_args, check_fits, positive_float, positive_int, prepare_out,
+                                     resolve_device)
 from vbayes.errors import VBayesError
 
 ESTIMATORS = ("flipout", "reparam", "lrt")
@@ -55,7 +57,9 @@ def repeat_command(args: argparse.Namespace) -> str:
     if args.early_stopping is not None:
         parts += ["--early-stopping", str(args.early_stopping)]
     if args.data_dir is not None:
-        parts += ["--data-dir", str(args.data_dir)]
+        parts += ["--data-dir", os.path.abspath(args.data_dir)]  # resumable from any folder
+    if args.no_progress:
+        parts.append("--no-progress")
     return shlex.join(parts)
 
 
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     data = load(args.data, data_dir=args.data_dir)
     check_image_data(data, args.arch)
+    check_fits(data.image_shape, args.hidden, args.latent, samples=args.samples, n_test=len(data.x_test))
     config = {
         "command": repeat_command(args),
         "model": "bae",

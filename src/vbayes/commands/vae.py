@@ -6,6 +6,7 @@ Also holds the option parsing and run logic that ``vbayes ae`` shares.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from vbayes.commands._common import (
     add_run_args,
+    check_fits,
     nonneg_float,
     nonneg_int,
     positive_float,
@@ -88,9 +90,11 @@ def repeat_command(args: argparse.Namespace, model: str, options: Any) -> str:
     if options.early_stopping is not None:
         parts += ["--early-stopping", str(options.early_stopping)]
     if args.data_dir is not None:
-        parts += ["--data-dir", str(args.data_dir)]
+        parts += ["--data-dir", os.path.abspath(args.data_dir)]  # resumable from any folder
     if args.threads is not None:
         parts += ["--threads", str(args.threads)]
+    if args.no_progress:
+        parts.append("--no-progress")
     return shlex.join(parts)
 
 
@@ -112,11 +116,13 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     data = load(args.data, data_dir=args.data_dir)
     if not isinstance(data, ImageData):
         raise VBayesError(f"--data {args.data} is not an image data set")
+    check_fits(data.image_shape, options.hidden, options.latent, n_test=len(data.x_test),
+               samples=options.iw_samples if model == "vae" else 1, samples_option="--iw-samples")
     config = {
         "command": repeat_command(args, model, options),
         "model": model,
         "data": args.data,
-        "data_dir": args.data_dir,
+        "data_dir": os.path.abspath(args.data_dir) if args.data_dir is not None else None,
         "image_shape": list(data.image_shape),
         "options": asdict(options),
         "threads": torch.get_num_threads(),

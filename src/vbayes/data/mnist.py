@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,11 +70,13 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as handle:  # type: ignore[operator]
             data = handle.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a corrupt gzip stream
         raise DataError(f"cannot read IDX file {path}: {err}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
+    if ndim == 0:
+        raise DataError(f"{path} is not an IDX data file: its header declares 0 dimensions")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path} is truncated (header of {ndim} dimensions incomplete)")
@@ -120,7 +123,10 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None) -> Imag
         x = x.reshape(len(x), -1)
         check_images(name, x, y, str(found[img]))
         arrays[part] = (x, y, (1, *raw.shape[1:]))
-    (xtr, ytr, shape), (xte, yte, _) = arrays["train"], arrays["test"]
+    (xtr, ytr, shape), (xte, yte, test_shape) = arrays["train"], arrays["test"]
+    if test_shape != shape:
+        raise DataError(f"{name}: the training images are {'x'.join(map(str, shape[1:]))} pixels but the test "
+                        f"images {'x'.join(map(str, test_shape[1:]))} ({found[IDX_FILES['test'][0]]})")
     tr_idx, _, va_idx = stratified_split(ytr, (5 / 6, 0.0, 1 / 6), SPLIT_SEED)
     x = np.concatenate([xtr, xte])
     y = np.concatenate([ytr, yte])

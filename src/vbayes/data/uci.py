@@ -9,6 +9,7 @@ downloaded: point ``data_dir`` at such a folder (e.g. ``../shared/uci/concrete``
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,16 @@ class UCIData:
         return data.validate()
 
 
+def _loadtxt(path: Path, ndmin: int) -> np.ndarray:
+    """``np.loadtxt`` without its "input contained no data" warning (an empty file is an error here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(path, dtype=np.float64, ndmin=ndmin)
+
+
 def _read_ints(path: Path) -> np.ndarray:
     try:
-        values = np.loadtxt(path, dtype=np.float64, ndmin=1)
+        values = _loadtxt(path, 1)
     except (OSError, ValueError) as err:
         raise DataError(f"UCI layout: cannot read integers from {path}: {err}") from None
     if values.size == 0 or not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
@@ -93,9 +101,11 @@ def load_uci(data_dir: str | os.PathLike[str] | None = None) -> UCIData:
     if missing:
         raise DataError(f"uci: {root} is not in the UCI layout; missing {', '.join(missing)}")
     try:
-        table = np.loadtxt(root / "data.txt", dtype=np.float64, ndmin=2)
+        table = _loadtxt(root / "data.txt", 2)
     except ValueError as err:
         raise DataError(f"uci: malformed {root / 'data.txt'}: {err}") from None
+    if table.size == 0:
+        raise DataError(f"uci: {root / 'data.txt'} holds no data")
     features, target = _read_ints(root / "index_features.txt"), _read_ints(root / "index_target.txt")
     n_rows, n_cols = table.shape
     cols = np.r_[features, target]

@@ -66,6 +66,10 @@ class PixelLikelihood(nn.Module):
     def nll(self, output: Tensor, x: Tensor) -> Tensor:
         """-log p(x | output) summed over pixels: ``(B, C, H, W)`` twice -> ``(B,)`` nats."""
         if self.kind == "bernoulli":
+            if bool(((x < 0) | (x > 1)).any()):
+                raise ValueError(f"the bernoulli likelihood needs pixels in [0, 1], got values in "
+                                 f"[{float(x.min()):.4g}, {float(x.max()):.4g}]; scale the images or use "
+                                 "likelihood='gaussian'")  # fmt: skip
             return bernoulli_nll(output, x)
         return -gaussian_log_likelihood(output, x, self.std())
 
@@ -76,3 +80,13 @@ class PixelLikelihood(nn.Module):
     def extra_repr(self) -> str:
         std = "learned" if self.learned else self.fixed_std
         return f"kind={self.kind!r}" + (f", std={std}" if self.kind == "gaussian" else "")
+
+
+def check_images(x: object, image_shape: tuple[int, ...], who: str) -> None:
+    """Raise ``ValueError`` naming the expected shape unless ``x`` is a ``(B, *image_shape)`` tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{who}: expected a tensor of images (B, {', '.join(map(str, image_shape))}), "
+                        f"got {type(x).__name__}")
+    if x.dim() != len(image_shape) + 1 or tuple(x.shape[1:]) != tuple(image_shape):
+        raise ValueError(f"{who}: expected images of shape (B, {', '.join(map(str, image_shape))}), "
+                         f"got {tuple(x.shape)}")

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from vbayes.heads import StochasticGaussian
 from vbayes.losses import diag_gaussian_log_prob, importance_weighted_log_likelihood, negative_elbo
-from vbayes.models.likelihood import PixelLikelihood
+from vbayes.models.likelihood import PixelLikelihood, check_images
 from vbayes.models.nets import build_networks
 
 
@@ -96,6 +96,7 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` -> ``(mu, logvar)`` of q(z|x), each ``(B, L)``."""
+        check_images(x, self.image_shape, "VAE")
         return self.latent_layer.params(self.encoder(x))
 
     def decode(self, z: Tensor) -> Tensor:
