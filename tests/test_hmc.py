@@ -12,7 +12,7 @@ from vbayes.errors import VBayesError
 from vbayes.methods import get_method
 from vbayes.methods.diagnostics import ess
 from vbayes.methods.hmc import BatchedMLP
-from vbayes.methods.hmc_sampler import sample_hmc
+from vbayes.methods.hmc_sampler import _DualAveraging, sample_hmc
 
 
 def test_batched_mlp_equals_loop_over_chains() -> None:
@@ -53,6 +53,12 @@ def test_sampler_gaussian_target_mean_and_variance() -> None:
     res = sample_hmc(log_prob, torch.zeros(4, 2), num_warmup=300, num_samples=600, n_leapfrog=10, generator=gen)
     draws = res.samples.double().numpy()  # (C, T, 2)
     assert res.divergent.sum() == 0
+    # warm-up is recorded apart: its divergences are not in ``divergent``
+    assert res.warmup_accept_prob.shape == res.warmup_divergent.shape == (4, 300)
+    assert res.warmup_divergences == int(res.warmup_divergent.sum())
+    assert res.adapt_restarts == [100, 150, 250]  # ends of the slow windows 75-100, 100-150, 150-250
+    # dual averaging meets its target on the mean statistic of each run (here the last, 250-300)
+    assert abs(float(res.warmup_accept_prob[:, 250:].mean()) - 0.8) < 0.1
     for i in range(2):
         n_eff = ess(draws[:, :, i], rank=False)
         assert n_eff > 100
@@ -60,6 +66,36 @@ def test_sampler_gaussian_target_mean_and_variance() -> None:
         assert abs(draws[:, :, i].mean() - float(mean[i])) < 5 * se
         var = draws[:, :, i].var()
         assert abs(var / float(cov[i, i]) - 1) < 5 * math.sqrt(2 / n_eff)
+
+
+def test_dual_averaging_updates_by_hand() -> None:
+    """Hoffman & Gelman (2014) Alg. 5 / Stan's learn_stepsize: gamma 0.05, t0 10, kappa 0.75,
+    mu = log(10 eps0), x_bar a running m^-kappa average, all reset by ``restart``."""
+    eps0, delta = 0.2, 0.8
+    da = _DualAveraging(torch.tensor([eps0], dtype=torch.float64), delta)
+    mu = math.log(10 * eps0)
+    h1 = (delta - 0.5) / 11
+    x1 = mu - 1 / 0.05 * h1
+    assert float(da.update(torch.tensor([0.5], dtype=torch.float64))) == pytest.approx(math.exp(x1))
+    assert float(da.final) == pytest.approx(math.exp(x1))  # eta_1 = 1: x_bar_1 = x_1
+    h2 = (1 - 1 / 12) * h1 + (delta - 1.0) / 12
+    x2 = mu - math.sqrt(2) / 0.05 * h2
+    assert float(da.update(torch.tensor([1.0], dtype=torch.float64))) == pytest.approx(math.exp(x2))
+    eta = 2**-0.75
+    assert float(da.final) == pytest.approx(math.exp(eta * x2 + (1 - eta) * x1))
+    da.restart(torch.tensor([0.05], dtype=torch.float64))
+    assert float(da.update(torch.tensor([0.5], dtype=torch.float64))) == pytest.approx(
+        math.exp(math.log(0.5) - 20 * (delta - 0.5) / 11))
+
+
+def test_dual_averaging_finds_the_target_step_of_a_noise_free_curve() -> None:
+    """With a deterministic acceptance 1 / (1 + eps^4), exp(x_bar) tends to the eps where it is
+    0.8, (1/4)^(1/4); the overshoot seen in sampling comes from noisy iterates, not the update."""
+    da = _DualAveraging(torch.tensor([1.0, 0.01], dtype=torch.float64), 0.8)
+    eps = torch.tensor([1.0, 0.01], dtype=torch.float64)
+    for _ in range(3000):
+        eps = da.update(1 / (1 + eps**4))
+    torch.testing.assert_close(da.final, torch.full((2,), 0.25**0.25, dtype=torch.float64), rtol=0.01, atol=0)
 
 
 def test_hmc_method_bayesian_linear_regression_closed_form() -> None:
@@ -95,8 +131,10 @@ def test_hmc_gamma_noise_info_and_shapes() -> None:
     y = torch.sin(3 * x[:, 0]) + 0.1 * torch.randn(20, generator=gen)
     m = get_method("hmc", hidden=(8,), seed=0, num_chains=3, num_warmup=60, num_samples=40, n_leapfrog=8)
     m.fit(x, y)
-    for key in ("rhat_max", "ess_min", "divergences", "step_size", "accept_rate", "rhat_max_params"):
+    for key in ("rhat_max", "ess_min", "divergences", "warmup_divergences", "step_size", "accept_rate",
+                "warmup_accept_rate", "target_accept", "rhat_max_params"):
         assert key in m.info
+    assert m.info["target_accept"] == 0.8 and 0 <= m.info["warmup_accept_rate"] <= 1
     pred = m.predict(torch.zeros(4, 1))
     assert pred.mu.shape == (120, 4)
     assert (pred.sigma > 0).all() and torch.isfinite(pred.mu).all()

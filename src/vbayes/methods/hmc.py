@@ -17,8 +17,12 @@ Diagnostics in ``info``: ``rhat_max`` / ``ess_min`` are the rank-normalised spli
 ESS over function-space quantities (the network output at up to 50 training inputs, plus
 ``log tau``), which are identifiable; weights are not (hidden units can be permuted), so their
 figures ``rhat_max_params`` / ``ess_min_params`` are reported apart. Also ``divergences``
-(post-warm-up), ``step_size`` (mean over chains), ``accept_rate``, ``ess_per_second`` (ess_min
-over warm-up + sampling time) and ``grad_evals``.
+(post-warm-up only) and ``warmup_divergences`` (during adaptation, where dual averaging's trial
+step sizes make some expected), ``step_size`` (mean over chains), ``accept_rate`` (mean
+acceptance probability of the sampling iterations, at the final step size), ``target_accept``,
+``warmup_accept_rate`` (the mean acceptance statistic over warm-up, which dual averaging drives
+to ``target_accept``; ``accept_rate`` ends above it, see :mod:`vbayes.methods.hmc_sampler`),
+``ess_per_second`` (ess_min over warm-up + sampling time) and ``grad_evals``.
 """
 
 from __future__ import annotations
@@ -276,6 +280,8 @@ class HMCMethod(Method):
             warmup_divergences=res.warmup_divergences,
             step_size=float(res.step_size.mean()),
             accept_rate=float(res.accept_prob.mean()),
+            target_accept=float(opt["target_accept"]),
+            warmup_accept_rate=float(res.warmup_accept_prob.mean()) if res.warmup_accept_prob.numel() else math.nan,
             grad_evals=res.grad_evals,
             warmup_seconds=res.warmup_seconds,
             sample_seconds=res.sample_seconds,

@@ -125,7 +125,9 @@ def add_regression_sections(report: Any, data: RegressionData, results: Mapping[
         report.add_text("Output-only has no epistemic part", OUTPUT_TEXT)
     if diagnostics_rows(metrics):
         report.add_table("MCMC diagnostics", diagnostics_rows(metrics),
-                         caption="R-hat above 1.01 or a small effective sample size means the chains have not mixed.")
+                         caption="R-hat above 1.01 or a small effective sample size means the chains have not mixed. "
+                         "divergences counts sampling only; warmup_divergences (from dual averaging's trial "
+                         "step sizes) are expected.")
     cal = calibration_figure(results, data.y_test.double())
     if cal is not None:
         report.add_figure(cal, "Interval calibration on the test set: observed against expected coverage.",
@@ -229,7 +231,7 @@ def uci_summary(name: str, metrics: Mapping[str, Mapping[str, Any]]) -> str:
 
 def diagnostics_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rows of MCMC diagnostics (R-hat, ESS, divergences) for methods that report them."""
-    keys = ("rhat_max", "ess_min", "divergences", "accept_rate", "step_size",
+    keys = ("rhat_max", "ess_min", "divergences", "warmup_divergences", "accept_rate", "step_size",
             "rhat_max_max", "ess_min_min", "divergences_sum")
     return [{"method": display(k), **{c: m[c] for c in keys if c in m}}
             for k, m in metrics.items() if "rhat_max" in m]
@@ -250,7 +252,8 @@ def add_uci_sections(report: Any, name: str, metrics: Mapping[str, Mapping[str, 
     if diagnostics_rows(metrics):
         report.add_table("MCMC diagnostics", diagnostics_rows(metrics),
                          caption="Means over splits; *_max / *_min / *_sum: the worst case over splits. "
-                         "R-hat above 1.01 or a small ESS means the chains have not mixed.")
+                         "R-hat above 1.01 or a small ESS means the chains have not mixed. divergences counts sampling "
+                         "only; warmup_divergences (from dual averaging's trial step sizes) are expected.")
     cal = calibration_figure(first, y_test_first, title=f"{name}, split 0")
     if cal is not None:
         report.add_figure(cal, "Interval calibration on the test set of split 0.", name="calibration",
