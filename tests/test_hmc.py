@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from _blr import blr_problem
+
 from vbayes.errors import VBayesError
 from vbayes.methods import get_method
 from vbayes.methods.diagnostics import ess
@@ -100,29 +102,22 @@ def test_dual_averaging_finds_the_target_step_of_a_noise_free_curve() -> None:
 
 def test_hmc_method_bayesian_linear_regression_closed_form() -> None:
     """hidden=() and fixed noise is Bayesian linear regression: Gaussian posterior in closed form."""
-    gen = torch.Generator().manual_seed(1)
-    n, d, noise = 30, 2, 0.5
-    x = torch.randn(n, d, generator=gen)
-    y = x @ torch.tensor([0.7, -0.3]) + 0.2 + noise * torch.randn(n, generator=gen)
+    p = blr_problem(n=30, prior_std=1.0)
     method = get_method(
-        "hmc", hidden=(), seed=0, noise="fixed", noise_std=noise, num_warmup=200, num_samples=400, n_leapfrog=8
-    ).fit(x, y)
-    # prior: weights N(0, 1/d) (prior_std / sqrt(fan_in)), bias N(0, 1); parameter order w1, w2, b
-    xt = torch.cat([x, torch.ones(n, 1)], 1).double()
-    prior_prec = torch.diag(torch.tensor([d, d, 1.0], dtype=torch.float64))
-    post_cov = torch.linalg.inv(xt.T @ xt / noise**2 + prior_prec)
-    post_mean = post_cov @ xt.T @ y.double() / noise**2
-    draws = method.samples.double().numpy()
+        "hmc", hidden=(), seed=0, noise="fixed", noise_std=p.noise, prior_std=p.prior_std, num_warmup=200,
+        num_samples=400, n_leapfrog=8,
+    ).fit(p.x, p.y)
+    draws = method.samples.double().numpy()  # parameter order w1, w2, b
     assert method.info["divergences"] == 0
     assert method.info["rhat_max"] < 1.05
     for i in range(3):
         n_eff = ess(draws[:, :, i], rank=False)
-        se = math.sqrt(float(post_cov[i, i]) / n_eff)
-        assert abs(draws[:, :, i].mean() - float(post_mean[i])) < 5 * se
-        assert abs(draws[:, :, i].var() / float(post_cov[i, i]) - 1) < 5 * math.sqrt(2 / n_eff)
-    pred = method.predict(x[:5])
+        se = math.sqrt(float(p.cov[i, i]) / n_eff)
+        assert abs(draws[:, :, i].mean() - float(p.mean[i])) < 5 * se
+        assert abs(draws[:, :, i].var() / float(p.cov[i, i]) - 1) < 5 * math.sqrt(2 / n_eff)
+    pred = method.predict(p.x[:5])
     assert pred.mu.shape == (1000, 5) and pred.sigma.shape == (1000, 5)
-    torch.testing.assert_close(pred.sigma, torch.full_like(pred.sigma, noise))
+    torch.testing.assert_close(pred.sigma, torch.full_like(pred.sigma, p.noise))
 
 
 def test_hmc_gamma_noise_info_and_shapes() -> None:

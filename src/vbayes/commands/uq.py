@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from vbayes.commands._common import add_run_args, positive_int, prepare_out
+from vbayes.commands._common import add_run_args, positive_float, positive_int, prepare_out
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -21,6 +21,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from vbayes.methods.noise import NOISE_KINDS
     from vbayes.uq.experiment import DATA_SETS
 
     parser = subparsers.add_parser(
@@ -33,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: each method's)")
     parser.add_argument("--hidden", type=_hidden, default=None,
                         help="hidden widths, e.g. 50 or 100,100 (default 50; UCI: n_hidden.txt)")
+    parser.add_argument("--noise", choices=NOISE_KINDS, default=None,
+                        help="regression noise of every method (default: each method's; hmc takes homoscedastic "
+                        "or fixed)")
+    parser.add_argument("--noise-std", type=positive_float, default=None, metavar="STD",
+                        help="the known noise std with --noise fixed, else the learned noise's initial value; in "
+                        "the targets' units")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_run_args(parser, default_out="runs/uq")
     parser.set_defaults(func=run)
@@ -40,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vbayes.commands._common import resolve_device
-    from vbayes.uq.experiment import load_experiment_data
+    from vbayes.uq.experiment import REGRESSION_SETS, load_experiment_data
     from vbayes.uq.pipeline import resolve_methods
 
     from vbayes.errors import VBayesError
@@ -48,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if resolve_device(args.device).type != "cpu":
         raise VBayesError("vbayes uq runs on the CPU only (the inference methods take no device); drop --device")
     methods = resolve_methods(args.methods)
+    if args.noise == "fixed" and args.noise_std is None:
+        raise VBayesError("--noise fixed needs --noise-std (the known noise std, in the targets' units)")
     load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
+    if (args.noise or args.noise_std) and args.data not in (*REGRESSION_SETS, 'uci'):
+        raise VBayesError(f"--noise and --noise-std apply to regression data ({', '.join((*REGRESSION_SETS, 'uci'))})")
     from vbayes.runs import StagedRun
     from vbayes.uq.experiment import run_uq
 
@@ -57,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     with StagedRun(out, created=created) as staged:  # the previous run stays until this one has finished
         metrics = run_uq(
             args.data, methods, staged.staging, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs,
-            seed=args.seed, hidden=args.hidden, progress=not args.no_progress,
+            seed=args.seed, hidden=args.hidden, progress=not args.no_progress, noise=args.noise,
+            noise_std=args.noise_std,
             command="vbayes " + shlex.join(sys.argv[1:]),
         )
     failed = [k for k, m in metrics.items() if "error" in m]
@@ -69,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 SUMMARY_KEYS = ("rmse", "nll", "picp95", "gap_epistemic_ratio", "extrapolation_epistemic_ratio",
-                "accuracy", "ece", "auroc_mi", "rhat_max", "fit_seconds")  # fmt: skip
+                "accuracy", "ece", "auroc_mi", "elbo", "rhat_max", "fit_seconds")  # fmt: skip
 
 
 def summary_lines(metrics: dict[str, dict[str, object]]) -> list[str]:

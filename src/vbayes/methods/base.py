@@ -25,15 +25,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
+from vbayes.methods.noise import NoiseModel, check_noise, gaussian_nll
 from vbayes.predictive import ClassificationPrediction, RegressionPrediction
 
 TASKS = ("regression", "classification")
-MIN_SIGMA = 1e-3  # floor on the predicted noise std, in standardised target units
 PRIOR_STD = {"regression": 1.0, "classification": 3.0}
-"""Default weight-prior scale (before the 1/sqrt(fan_in) scaling) of the Bayesian methods: with
-standardised targets a function prior of scale O(1) fits regression; softmax logits need larger
-values to express confident decision boundaries (with 1.0, HMC on two moons reaches only 90%
-accuracy: the prior forces nearly linear boundaries; with 3.0, 97-98%)."""
+"""Default prior scale of the Bayesian methods. One convention for all of them (``bbb``,
+``flipout``, ``lrt``, ``sgld``, ``hmc``): every weight and every bias of a layer with ``fan_in``
+inputs has the prior ``N(0, prior_std^2 / fan_in)``, so that the prior over functions stays O(1)
+as the width grows (Neal 1996). With standardised targets a function prior of scale O(1) fits
+regression; softmax logits need larger values to express confident decision boundaries (with
+1.0, HMC on two moons reaches only 90% accuracy: the prior forces nearly linear boundaries; with
+3.0, 97-98%)."""
+FULL_BATCH_MAX = 1000
+"""``batch_size=None`` trains on the full batch up to this many training points, else on 128."""
 
 Prediction = RegressionPrediction | ClassificationPrediction
 
@@ -66,14 +71,16 @@ def mlp(
     *,
     activation: str = "relu",
     dropout: float = 0.0,
+    input_dropout: bool = False,
     linear: Callable[[int, int], nn.Module] = nn.Linear,
 ) -> nn.Sequential:
     """A multi-layer perceptron ``in -> hidden... -> out`` built from ``linear(fan_in, fan_out)``.
 
     With ``dropout > 0`` an ``nn.Dropout`` follows every hidden activation (MC dropout keeps it
-    active at prediction time). Input ``(B, in_features)``, output ``(B, out_features)``.
+    active at prediction time), and with ``input_dropout`` one comes first, on the inputs (as in
+    Gal & Ghahramani's UCI networks). Input ``(B, in_features)``, output ``(B, out_features)``.
     """
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [nn.Dropout(dropout)] if input_dropout and dropout > 0 else []
     width = in_features
     for h in hidden:
         layers.append(linear(width, h))
@@ -85,90 +92,83 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def gaussian_nll(mu: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
-    """Per-point Gaussian negative log-likelihood in nats, shapes broadcast, e.g. ``(B,)``."""
-    return 0.5 * math.log(2 * math.pi) + torch.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2
-
-
-class GaussianHead(nn.Module):
-    """Turns raw network outputs into a Gaussian ``(mu, sigma)``.
-
-    ``heteroscedastic``: the network has 2 outputs, ``sigma = softplus(raw) + MIN_SIGMA``.
-    ``homoscedastic``: 1 output and one learned ``log_sigma`` shared by all inputs.
-    """
-
-    def __init__(self, noise: str = "heteroscedastic", init_sigma: float = 0.5) -> None:
-        super().__init__()
-        if noise not in ("heteroscedastic", "homoscedastic"):
-            raise VBayesError(f"unknown noise {noise!r}; choose heteroscedastic or homoscedastic")
-        self.noise = noise
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(init_sigma)))
-        if noise == "heteroscedastic":
-            self.log_sigma.requires_grad_(False)
-
-    @property
-    def n_outputs(self) -> int:
-        """Width of the network output this head expects."""
-        return 2 if self.noise == "heteroscedastic" else 1
-
-    def forward(self, out: Tensor) -> tuple[Tensor, Tensor]:
-        """``out`` ``(..., n_outputs)`` -> ``(mu, sigma)`` each ``(...)``."""
-        mu = out[..., 0]
-        if self.noise == "heteroscedastic":
-            sigma = F.softplus(out[..., 1]) + MIN_SIGMA
-        else:
-            sigma = (self.log_sigma.exp() + MIN_SIGMA).expand_as(mu)
-        return mu, sigma
+def resolve_batch_size(batch_size: int | None, n: int) -> int:
+    """The minibatch size for ``n`` training points: ``batch_size`` (at most ``n``), or with
+    None the full batch when ``n <= FULL_BATCH_MAX`` and 128 otherwise."""
+    if batch_size is None:
+        return n if n <= FULL_BATCH_MAX else 128
+    if int(batch_size) < 1:
+        raise VBayesError(f"batch_size must be >= 1, got {batch_size}")
+    return min(int(batch_size), n)
 
 
 def train_loop(
     params: Sequence[nn.Parameter] | Iterator[nn.Parameter],
-    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    loss_fn: Callable[[Tensor, Tensor, int], Tensor],
     x: Tensor,
     y: Tensor,
     *,
-    epochs: int,
+    steps: int,
     batch_size: int,
     lr: float,
     info: dict[str, Any],
-    weight_decay: float = 0.0,
     generator: torch.Generator | None = None,
     modules: Sequence[nn.Module] = (),
+    tol: float | None = None,
+    final_lr: float | None = None,
 ) -> bool:
-    """Adam on ``loss_fn(x_batch, y_batch)`` over shuffled minibatches; returns False on NaN.
+    """Adam on ``loss_fn(x_batch, y_batch, step)`` over shuffled minibatches; False on NaN.
 
-    ``x`` ``(N, D)``, ``y`` ``(N,)``. The first non-finite loss stops training and sets
-    ``info["error"]``. ``modules`` are put in train mode first. Records ``info["final_loss"]``
-    (mean loss of the last epoch) and ``info["epochs"]``.
+    ``x`` ``(N, D)``, ``y`` ``(N,)``; ``steps`` optimiser steps (epochs are reshuffled as they
+    end); ``step`` counts from 0. With ``final_lr`` the learning rate falls from ``lr`` to
+    ``final_lr`` along a cosine over the ``steps`` (less optimiser noise at the end). The first
+    non-finite loss stops training and sets ``info["error"]``. ``modules`` are put in train
+    mode first.
+
+    Convergence check: the mean loss is compared over consecutive windows of
+    ``max(50, steps // 20)`` steps. With ``tol`` (nats per point) training stops once a window
+    improves on the one before by less than ``tol``, after at least a quarter of ``steps``.
+    ``info`` gets ``steps`` (taken), ``epochs``, ``final_loss`` (mean of the last window) and
+    ``converged`` (the last window improved by less than ``tol``, or 1e-3 when ``tol`` is None).
     """
     for module in modules:
         module.train()
     params = [p for p in params if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params, lr=lr)
+    schedule = None if final_lr is None else torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=final_lr)
     n = x.shape[0]
     batch_size = min(batch_size, n)
-    info["epochs"] = epochs
-    for epoch in range(epochs):
-        perm = torch.randperm(n, generator=generator)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            loss = loss_fn(x[idx], y[idx])
-            if not torch.isfinite(loss):
-                info["error"] = f"training diverged: non-finite loss at epoch {epoch + 1}"
-                return False
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        info["final_loss"] = total / n
+    window = max(50, steps // 20)
+    check = 1e-3 if tol is None else float(tol)
+    perm, pos = torch.randperm(n, generator=generator), 0
+    total, previous, step = 0.0, None, 0
+    info["converged"] = False
+    while step < steps:
+        if pos >= n:
+            perm, pos = torch.randperm(n, generator=generator), 0
+        idx = perm[pos : pos + batch_size]
+        pos += batch_size
+        loss = loss_fn(x[idx], y[idx], step)
+        if not torch.isfinite(loss):
+            info["error"] = f"training diverged: non-finite loss at step {step + 1}"
+            return False
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if schedule is not None:
+            schedule.step()
+        total += float(loss.detach())
+        step += 1
+        if step % window == 0:
+            mean = total / window
+            info["final_loss"], total = mean, 0.0
+            info["converged"] = previous is not None and previous - mean < check
+            if tol is not None and info["converged"] and step >= steps // 4:
+                break
+            previous = mean
+    info["steps"] = step
+    info["epochs"] = step * batch_size / n
     return True
-
-
-def epochs_for_steps(n: int, batch_size: int, steps: int, min_epochs: int = 1) -> int:
-    """Number of epochs giving about ``steps`` optimiser steps on ``n`` points."""
-    per_epoch = math.ceil(n / min(batch_size, n))
-    return max(min_epochs, math.ceil(steps / per_epoch))
 
 
 class Method(ABC):
@@ -218,6 +218,7 @@ class Method(ABC):
         self.epochs = None if epochs is None else int(epochs)
         self.seed = int(seed)
         self.options: dict[str, Any] = {**self.defaults, **options}
+        self._check_noise_options()
         self.info: dict[str, Any] = {}
         self._fitted = False
         self._in_features: int | None = None
@@ -263,6 +264,10 @@ class Method(ABC):
             return self.n_classes
         return 2 if self.options.get("noise", "heteroscedastic") == "heteroscedastic" else 1
 
+    def _check_noise_options(self) -> None:
+        if self.task == "regression" and "noise" in self.defaults:
+            check_noise(self.options["noise"], self.options.get("noise_std"), self.name)
+
     def prior_std(self) -> float:
         """The ``prior_std`` option, or the task's default :data:`PRIOR_STD` when it is None."""
         value = self.options.get("prior_std")
@@ -271,11 +276,19 @@ class Method(ABC):
             raise VBayesError(f"{self.name}: prior_std must be > 0, got {value}")
         return value
 
-    def resolve_epochs(self, n: int, batch_size: int, steps: int, min_epochs: int = 1) -> int:
-        """``self.epochs`` if given, else enough epochs for about ``steps`` optimiser steps."""
+    def resolve_steps(self, n: int, batch_size: int, steps: int) -> int:
+        """Optimiser steps: ``epochs`` passes of ``ceil(n / batch_size)`` steps when ``epochs``
+        was given, else the ``steps`` budget."""
         if self.epochs is not None:
-            return self.epochs
-        return epochs_for_steps(n, batch_size, steps, min_epochs)
+            return self.epochs * math.ceil(n / min(batch_size, n))
+        return int(steps)
+
+    def noise_model(self) -> NoiseModel | None:
+        """The :class:`~vbayes.methods.noise.NoiseModel` of the ``noise`` / ``noise_std``
+        options (regression), or None (classification)."""
+        if self.task != "regression":
+            return None
+        return NoiseModel(self.options.get("noise", "heteroscedastic"), self.options.get("noise_std"))
 
     def _check_xy(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.as_tensor(x)
@@ -308,9 +321,7 @@ class Method(ABC):
         return x, y
 
 
-def regression_or_classification_loss(
-    out: Tensor, y: Tensor, task: str, head: GaussianHead | None
-) -> Tensor:
+def regression_or_classification_loss(out: Tensor, y: Tensor, task: str, head: NoiseModel | None) -> Tensor:
     """Per-point negative log-likelihood ``(B,)`` of network outputs ``out`` ``(B, K)``."""
     if task == "classification":
         return F.cross_entropy(out, y, reduction="none")
@@ -319,7 +330,7 @@ def regression_or_classification_loss(
     return gaussian_nll(mu, sigma, y)
 
 
-def stack_predictions(outs: Sequence[Tensor], task: str, head: GaussianHead | None, info: dict[str, Any]) -> Prediction:
+def stack_predictions(outs: Sequence[Tensor], task: str, head: NoiseModel | None, info: dict[str, Any]) -> Prediction:
     """Build a prediction from S network outputs, each ``(M, K)``."""
     out = torch.stack(list(outs))  # (S, M, K)
     if task == "classification":

@@ -1,10 +1,18 @@
 """``dropout``: Monte-Carlo dropout (Gal & Ghahramani 2016).
 
 A network with dropout after every hidden layer is trained on the (heteroscedastic) Gaussian
-negative log-likelihood plus weight decay; at prediction time dropout stays on and
-``n_samples`` stochastic forward passes form the predictive mixture. The weight decay follows
-the approximate-inference reading of dropout, ``lengthscale^2 (1 - p) / (2 N)`` per point, unless
-``weight_decay`` is given explicitly.
+negative log-likelihood plus an L2 penalty on the weight matrices; at prediction time dropout
+stays on and ``n_samples`` stochastic forward passes form the predictive mixture.
+
+The penalty follows the approximate-inference reading of dropout (Gal & Ghahramani 2016, their
+appendix): with a prior length-scale ``l`` and keep probability ``1 - p``, the KL term per
+training point is ``l^2 (1 - p) / (2 N) * sum ||W||^2`` over the weight matrices (biases are not
+penalised, as in the reference code). The loss here is the NLL in nats per point, so this is the
+coefficient itself; it corresponds to ``weight_decay = l^2 (1 - p) / N`` in the convention of
+:func:`~vbayes.methods.output.train_point_network` (penalty ``(wd / 2) ||W||^2``). (The
+reference's Keras code writes ``reg = l^2 (1 - p) / (2 N tau)`` on a mean-squared-error loss,
+which lacks the 1/2 of the Gaussian NLL, so its effective penalty is half of the derivation's.)
+Unless ``weight_decay`` is given explicitly.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ class DropoutMethod(Method):
 
     Options: ``p`` dropout probability, ``n_samples``, ``lr``, ``batch_size``, ``steps``,
     ``lengthscale`` (prior length-scale behind the default weight decay), ``weight_decay``
-    (None: derived from ``lengthscale``), ``activation``, ``noise``.
+    (None: derived from ``lengthscale``), ``input_dropout`` (also drop inputs, False),
+    ``activation``, ``noise``, ``noise_std``.
     """
 
     name: ClassVar[str] = "dropout"
@@ -37,6 +46,9 @@ class DropoutMethod(Method):
         "weight_decay": None,
         "activation": "relu",
         "noise": "heteroscedastic",
+        "noise_std": None,
+        "final_lr": None,
+        "input_dropout": False,
     }
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
@@ -46,10 +58,11 @@ class DropoutMethod(Method):
         n = x.shape[0]
         wd = opt["weight_decay"]
         if wd is None:
-            wd = opt["lengthscale"] ** 2 * (1.0 - opt["p"]) / (2.0 * n)
+            wd = opt["lengthscale"] ** 2 * (1.0 - opt["p"]) / n  # penalty (wd / 2) ||W||^2
         self.info["weight_decay"] = float(wd)
         self.model, self.head = train_point_network(
-            self, x, y, dropout=float(opt["p"]), weight_decay=float(wd), info=self.info
+            self, x, y, dropout=float(opt["p"]), weight_decay=float(wd), info=self.info,
+            input_dropout=bool(opt["input_dropout"]),
         )
 
     def _predict(self, x: Tensor) -> Prediction:

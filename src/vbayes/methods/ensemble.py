@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
 from vbayes.predictive import RegressionPrediction
-from vbayes.methods.base import GaussianHead, Method, Prediction, seeded, stack_predictions
+from vbayes.methods.base import Method, Prediction, seeded, stack_predictions
+from vbayes.methods.noise import NoiseModel
 from vbayes.methods.output import train_point_network
 
 
@@ -23,7 +24,7 @@ class EnsembleMethod(Method):
     """Deep ensemble of ``n_members`` networks.
 
     Options: ``n_members`` (5), ``lr``, ``batch_size``, ``steps``, ``weight_decay``,
-    ``activation``, ``noise``, ``adversarial`` (False) and ``adv_eps`` (perturbation size as a
+    ``activation``, ``noise``, ``noise_std``, ``adversarial`` (False) and ``adv_eps`` (perturbation size as a
     fraction of each input's training range, 0.01 as in the paper).
     Member ``m`` uses seed ``seed * 1000 + m``.
     """
@@ -37,6 +38,8 @@ class EnsembleMethod(Method):
         "weight_decay": 1e-4,
         "activation": "relu",
         "noise": "heteroscedastic",
+        "noise_std": None,
+        "final_lr": None,
         "adversarial": False,
         "adv_eps": 0.01,
     }
@@ -47,7 +50,7 @@ class EnsembleMethod(Method):
         if m < 1:
             raise VBayesError(f"n_members must be >= 1, got {m}")
         eps = opt["adv_eps"] * (x.max(0).values - x.min(0).values)  # (D,)
-        self.members: list[tuple[nn.Module, GaussianHead | None]] = []
+        self.members: list[tuple[nn.Module, NoiseModel | None]] = []
         errors = []
         for k in range(m):
             with seeded(self.seed * 1000 + k):

@@ -2,9 +2,10 @@
 
 Model. An MLP ``D -> hidden... -> K`` whose parameters of all chains form one ``(C, P)`` tensor;
 the forward pass is a batched matmul over chains (``torch.baddbmm``), so C chains cost one
-computation. Prior: weights ``N(0, (prior_std / sqrt(fan_in))^2)`` (so the prior over functions
-stays O(1) as the width grows, Neal 1996) and biases ``N(0, prior_std^2)``.
-Regression likelihood ``N(y | f(x), 1 / tau)``: with ``noise="gamma"`` (default) the precision
+computation. Prior: weights and biases ``N(0, prior_std^2 / fan_in)`` (so the prior over functions
+stays O(1) as the width grows, Neal 1996; the convention of all methods).
+Regression likelihood ``N(y | f(x), 1 / tau)``: with ``noise="homoscedastic"`` (default; ``"gamma"``
+is the same) the precision
 tau is sampled too, as ``log tau`` with a ``Gamma(gamma_shape, gamma_rate)`` prior on tau (rate
 0.01: weak; on standardised targets the data decide); with ``noise="fixed"`` tau is
 ``1 / noise_std^2``. Classification likelihood: softmax / categorical.
@@ -37,6 +38,7 @@ from torch import Tensor
 from vbayes.errors import VBayesError
 from vbayes.methods.base import Method, Prediction
 from vbayes.methods.diagnostics import summarize
+from vbayes.methods.noise import check_noise
 from vbayes.methods.hmc_sampler import sample_hmc
 from vbayes.predictive import ClassificationPrediction, RegressionPrediction
 
@@ -59,11 +61,11 @@ class BatchedMLP:
         self.n_params = sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
     def prior_std(self, prior_std: float) -> Tensor:
-        """``(n_params,)`` prior standard deviations (weights scaled by ``1/sqrt(fan_in)``)."""
+        """``(n_params,)`` prior standard deviations: ``prior_std / sqrt(fan_in)`` for every
+        weight and bias of a layer (the convention of all methods)."""
         parts = []
         for a, b in zip(self.sizes[:-1], self.sizes[1:]):
-            parts.append(torch.full((a * b,), prior_std / math.sqrt(a)))
-            parts.append(torch.full((b,), prior_std))
+            parts.append(torch.full((a * b + b,), prior_std / math.sqrt(a)))
         return torch.cat(parts)
 
     def _layers(self, theta: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -126,7 +128,7 @@ class HMCMethod(Method):
     Options: ``num_chains`` (4), ``num_warmup`` (500), ``num_samples`` (500), ``thin`` (1),
     ``n_leapfrog`` (128, jittered in [64, 128]; on toy-gap 64 gave R-hat 1.06 and ESS 65, 128
     gave R-hat 1.005 and ESS 220), ``target_accept`` (0.8), ``prior_std`` (None: 1.0 for
-    regression, 3.0 for classification), ``noise`` (``gamma`` or ``fixed``), ``noise_std`` (fixed noise,
+    regression, 3.0 for classification), ``noise`` (``homoscedastic``: tau sampled under its Gamma prior, or ``fixed``), ``noise_std`` (fixed noise,
     standardised units), ``gamma_shape`` (1.0),
     ``gamma_rate`` (0.01), ``init`` (``map`` or ``prior``), ``init_steps`` (300 Adam steps),
     ``activation`` (relu), ``max_params`` (20,000: larger networks raise VBayesError),
@@ -142,7 +144,7 @@ class HMCMethod(Method):
         "n_leapfrog": 128,
         "target_accept": 0.8,
         "prior_std": None,
-        "noise": "gamma",
+        "noise": "homoscedastic",
         "noise_std": None,
         "gamma_shape": 1.0,
         "gamma_rate": 0.01,
@@ -164,9 +166,7 @@ class HMCMethod(Method):
                 f"hmc: the network has {self.net.n_params} parameters, more than max_params={opt['max_params']}; "
                 "HMC is for small networks (use fewer hidden units or smaller inputs)"
             )
-        if self.task == "regression" and opt["noise"] not in ("gamma", "fixed"):
-            raise VBayesError(f"hmc: unknown noise {opt['noise']!r}; choose gamma or fixed")
-        self.learn_noise = self.task == "regression" and opt["noise"] == "gamma"
+        self.learn_noise = self.task == "regression" and opt["noise"] in ("homoscedastic", "gamma")
         if self.task == "regression" and not self.learn_noise:
             if opt["noise_std"] is None or not float(opt["noise_std"]) > 0:
                 raise VBayesError("hmc: noise='fixed' needs noise_std > 0")
@@ -252,6 +252,14 @@ class HMCMethod(Method):
         return theta
 
     # -- Method API --------------------------------------------------------------------------
+    def _check_noise_options(self) -> None:
+        noise = self.options["noise"]
+        if self.task == "regression" and noise not in ("homoscedastic", "gamma", "fixed"):
+            raise VBayesError(f"hmc: unknown noise {noise!r}; choose homoscedastic (the noise precision is "
+                              "sampled under its Gamma prior) or fixed")
+        if self.task == "regression" and noise == "fixed":
+            check_noise("fixed", self.options["noise_std"], self.name)
+
     def _fit(self, x: Tensor, y: Tensor) -> None:
         opt = self.options
         self._build(x.shape[1])

@@ -7,28 +7,31 @@ prediction has S = 1 sample and no epistemic part: all its uncertainty is aleato
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from vbayes.methods.base import (
-    GaussianHead,
     Method,
     Prediction,
     mlp,
     regression_or_classification_loss,
+    resolve_batch_size,
     stack_predictions,
     train_loop,
 )
+from vbayes.methods.noise import NoiseModel
 
 
 class OutputMethod(Method):
     """Heteroscedastic Gaussian head (or softmax) on a point-estimate MLP; S = 1.
 
-    Options (defaults in ``defaults``): ``lr`` Adam learning rate, ``batch_size``, ``steps``
-    (optimiser steps used when ``epochs`` is None), ``weight_decay``, ``activation``, ``noise``
-    (``heteroscedastic`` or ``homoscedastic``).
+    Options (defaults in ``defaults``): ``lr`` Adam learning rate (with ``final_lr``, cosine
+    decay to it; None: constant), ``batch_size`` (None: full
+    batch up to 1,000 points), ``steps`` (optimiser steps used when ``epochs`` is None),
+    ``weight_decay`` (penalty ``(wd / 2) ||W||^2`` on the weight matrices), ``activation``,
+    ``noise`` and ``noise_std`` (see :mod:`vbayes.methods.noise`).
     """
 
     name: ClassVar[str] = "output"
@@ -39,6 +42,8 @@ class OutputMethod(Method):
         "weight_decay": 1e-4,
         "activation": "relu",
         "noise": "heteroscedastic",
+        "noise_std": None,
+        "final_lr": None,
     }
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
@@ -51,6 +56,20 @@ class OutputMethod(Method):
         return stack_predictions([self.model(x)], self.task, self.head, self.info)
 
 
+def weight_penalty(model: nn.Module) -> Tensor:
+    """``sum ||W||^2`` over the weight matrices of the ``nn.Linear`` layers (biases excluded)."""
+    return sum((m.weight.pow(2).sum() for m in model.modules() if isinstance(m, nn.Linear)), torch.zeros(()))
+
+
+def fgsm_inputs(nll: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor, eps: Tensor) -> Tensor:
+    """Fast-gradient-sign adversarial inputs ``x + eps * sign(d nll / d x)`` (Goodfellow et al.
+    2015), detached: ``x`` ``(B, D)``, ``eps`` ``(D,)`` or a scalar. To first order they increase
+    ``nll(x, y)`` (the mean loss of the batch) by ``sum |eps * grad|``."""
+    xa = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(nll(xa, y), xa)
+    return (x + eps * grad.sign()).detach()
+
+
 def train_point_network(
     method: Method,
     x: Tensor,
@@ -60,40 +79,46 @@ def train_point_network(
     weight_decay: float,
     info: dict[str, Any],
     adversarial_eps: Tensor | None = None,
-) -> tuple[nn.Module, GaussianHead | None]:
+    input_dropout: bool = False,
+) -> tuple[nn.Module, NoiseModel | None]:
     """Build and train one point-estimate network on ``x (N, D)``, ``y (N,)``; returns
-    ``(model, head)`` (``head`` is the Gaussian head for regression, None for classification).
+    ``(model, head)`` (``head`` is the noise model for regression, None for classification).
 
-    The MLP has ``dropout`` after each hidden layer; the loss is the mean NLL, trained with Adam
-    and ``weight_decay``, reporting into ``info``. With ``adversarial_eps`` (``(D,)``) each batch
-    also adds the NLL at its fast-gradient-sign perturbation. Shared by ``output``, ``dropout``
-    and each ``ensemble`` member.
+    The MLP has ``dropout`` after each hidden layer (and on its inputs with ``input_dropout``).
+    The loss per minibatch is the mean NLL + ``(weight_decay / 2) * sum ||W||^2`` over the weight
+    matrices (biases are not penalised; the gradient of the penalty is ``weight_decay * W``, as
+    with torch's ``weight_decay``), trained with Adam, reporting into ``info``. With
+    ``adversarial_eps`` (``(D,)``) each batch also adds the NLL at its fast-gradient-sign
+    perturbation (:func:`fgsm_inputs`). Shared by ``output``, ``dropout`` and each ``ensemble``
+    member.
     """
     opt = method.options
-    head = GaussianHead(opt["noise"]) if method.task == "regression" else None
-    model = mlp(x.shape[1], method.hidden, method.out_features, activation=opt["activation"], dropout=dropout)
+    head = method.noise_model()
+    model = mlp(x.shape[1], method.hidden, method.out_features, activation=opt["activation"], dropout=dropout,
+                input_dropout=input_dropout)
     params = list(model.parameters()) + (list(head.parameters()) if head else [])
 
     def nll(xb: Tensor, yb: Tensor) -> Tensor:
         return regression_or_classification_loss(model(xb), yb, method.task, head).mean()
 
-    def loss_fn(xb: Tensor, yb: Tensor) -> Tensor:
-        if adversarial_eps is None:
-            return nll(xb, yb)
-        xa = xb.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(nll(xa, yb), xa)
-        x_adv = (xb + adversarial_eps * grad.sign()).detach()
-        return nll(xb, yb) + nll(x_adv, yb)
+    def loss_fn(xb: Tensor, yb: Tensor, step: int) -> Tensor:
+        loss = nll(xb, yb)
+        if weight_decay:
+            loss = loss + 0.5 * weight_decay * weight_penalty(model)
+        if adversarial_eps is not None:
+            loss = loss + nll(fgsm_inputs(nll, xb, yb, adversarial_eps), yb)
+        return loss
 
+    batch_size = resolve_batch_size(opt["batch_size"], x.shape[0])
     train_loop(
         params,
         loss_fn,
         x,
         y,
-        epochs=method.resolve_epochs(x.shape[0], opt["batch_size"], opt["steps"]),
-        batch_size=opt["batch_size"],
+        steps=method.resolve_steps(x.shape[0], batch_size, opt["steps"]),
+        batch_size=batch_size,
         lr=opt["lr"],
-        weight_decay=weight_decay,
+        final_lr=opt["final_lr"],
         info=info,
         modules=[model],
     )

@@ -66,17 +66,21 @@ def run_uq(
     factory: MethodFactory | None = None,
     progress: bool = True,
     command: str = "",
+    noise: str | None = None,
+    noise_std: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the comparison and write ``out/metrics.json``, ``out/figures/*.png`` and ``out/report.html``.
 
-    Returns the metrics (method name -> figures, see the issue's keys). ``out`` must exist.
+    Returns the metrics (method name -> figures). ``out`` must exist. ``noise`` / ``noise_std``
+    (regression, ``noise_std`` in the data's units) set every method's noise model.
     """
     from vbayes.report import Report
 
     out = Path(out)
     loaded = load_experiment_data(data, seed, data_dir)
     config = {"data": data, "methods": list(methods), "epochs": epochs if epochs is not None else "method default",
-              "seed": seed, "hidden": list(hidden or (50,))}
+              "seed": seed, "hidden": list(hidden or (50,)), "noise": noise or "method default",
+              "noise_std": noise_std}
     if data == "uci":
         from vbayes.uq.uci import run_uci
 
@@ -85,12 +89,16 @@ def run_uq(
             raise VBayesError(f"--splits {n} but {loaded.name} has only {loaded.n_splits} splits")
         config.update(data_dir=str(data_dir), uci_set=loaded.name, splits=n, hidden=list(hidden or (loaded.n_hidden,)))
         metrics, first = run_uci(loaded, methods, factory, splits=n, epochs=epochs, seed=seed, hidden=hidden,
-                                 progress=progress)
+                                 progress=progress, noise=noise, noise_std=noise_std)
         title = f"Uncertainty: UCI {loaded.name}"
     else:
         if splits is not None:
             raise VBayesError("--splits applies to --data uci only")
         kw = {"hidden": tuple(hidden) if hidden else (50,), "epochs": epochs, "seed": seed}
+        if isinstance(loaded, RegressionData):
+            kw.update(noise=noise, noise_std=noise_std)
+        elif noise or noise_std:
+            raise VBayesError("--noise and --noise-std apply to regression data")
         results = run_methods(methods, loaded, factory, progress=progress, **kw)
         metrics = {k: r.metrics for k, r in results.items()}
         title = f"Uncertainty: {data}"
@@ -119,6 +127,8 @@ def run_toy_comparison(
     factory: MethodFactory | None = None,
     progress: bool = False,
     method_options: dict[str, dict[str, Any]] | None = None,
+    noise: str | None = None,
+    noise_std: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Compare ``methods`` on a 1-D toy (``toy-gap`` or ``cubic``) and, when ``report`` (a
     :class:`vbayes.report.Report`) is given, append the bands figure, the metrics table and the
@@ -131,7 +141,7 @@ def run_toy_comparison(
     names = resolve_methods(methods)
     loaded = load_experiment_data(data, seed)
     results = run_methods(names, loaded, factory, progress=progress, hidden=tuple(hidden), epochs=epochs, seed=seed,
-                          method_options=method_options)
+                          method_options=method_options, noise=noise, noise_std=noise_std)
     metrics = _clean({k: r.metrics for k, r in results.items()})
     if report is not None:
         report.add_section(f"Inference methods on {data}")

@@ -27,7 +27,8 @@ from vbayes.predictive import ClassificationPrediction, RegressionPrediction
 
 MethodFactory = Callable[..., Any]
 #: diagnostics copied from ``method.info`` to the top level of a method's metrics
-DIAGNOSTICS = ("rhat_max", "ess_min", "divergences", "accept_rate", "step_size", "n_samples")
+DIAGNOSTICS = ("rhat_max", "ess_min", "divergences", "warmup_divergences", "accept_rate", "step_size", "n_samples",
+               "elbo", "elbo_se", "converged", "steps")
 
 
 def default_factory() -> MethodFactory:
@@ -129,6 +130,8 @@ def fit_regression(
     seed: int = 0,
     options: dict[str, Any] | None = None,
     extra_inputs: dict[str, Tensor] | None = None,
+    noise: str | None = None,
+    noise_std: float | None = None,
 ) -> MethodResult:
     """Fit method ``name`` on ``data`` (standardised on its training split) and score it.
 
@@ -137,6 +140,10 @@ def fit_regression(
     kept for ``"test"``, ``"train"``, ``"grid"`` (when ``data.x_grid``) and each of
     ``extra_inputs`` (``(M, D)`` tensors). Toy-gap data (``meta["gap_middle"]``) also get
     ``gap_epistemic_ratio`` and ``extrapolation_epistemic_ratio``.
+
+    ``noise`` / ``noise_std`` set the method's noise options (:mod:`vbayes.methods.noise`) unless
+    ``options`` does; ``noise_std`` is in the data's units and divided by the targets' training
+    std here, since the method sees standardised targets.
     """
     factory = factory or default_factory()
     x_sc = data.meta.get("x_scaler") or Standardizer.fit(data.x_train)
@@ -146,7 +153,12 @@ def fit_regression(
         inputs["gap"] = torch.tensor([[float(data.meta["gap_middle"])]])
         inputs["extrapolation"] = torch.tensor(data.meta["extrapolation"], dtype=torch.float32)[:, None]
     inputs.update(extra_inputs or {})
-    kwargs = dict(task="regression", hidden=tuple(hidden), epochs=epochs, seed=seed, **(options or {}))
+    options = dict(options or {})
+    if noise is not None:
+        options.setdefault("noise", noise)
+    if noise_std is not None:
+        options.setdefault("noise_std", float(noise_std) / float(y_sc.std.reshape(-1)[0]))
+    kwargs = dict(task="regression", hidden=tuple(hidden), epochs=epochs, seed=seed, **options)
     try:
         method, fit_s = _fit(factory, name, x_sc.transform(data.x_train), y_sc.transform(data.y_train), kwargs)
         info = dict(getattr(method, "info", {}) or {})
@@ -247,6 +259,10 @@ def run_methods(
     ``{"hmc": {"num_samples": 200}}``); other keyword arguments go to :func:`fit_regression` /
     :func:`fit_classification`."""
     fit = fit_regression if isinstance(data, RegressionData) else fit_classification
+    if fit is fit_classification:
+        noise_options = (kwargs.pop("noise", None), kwargs.pop("noise_std", None))
+        if noise_options != (None, None):
+            raise VBayesError("noise options apply to regression data only")
     results: dict[str, MethodResult] = {}
     bar = tqdm(list(methods), desc=desc or data.name, disable=not progress, leave=False)
     for name in bar:

@@ -37,6 +37,8 @@ def metric_rows(metrics: Mapping[str, Mapping[str, Any]], task: str) -> list[dic
         for key in extra:
             if key in m:
                 row[key.replace("_", " ")] = m[key]
+        if isinstance(m.get("elbo"), (int, float)):
+            row["ELBO / point"] = m["elbo"]  # variational methods: nats per training point, standardised targets
         row["fit s"] = m.get("fit_seconds")
         rows.append(row)
     return rows

@@ -59,6 +59,8 @@ def run_uci(
     seed: int = 0,
     hidden: Sequence[int] | None = None,
     progress: bool = True,
+    noise: str | None = None,
+    noise_std: float | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, MethodResult]]:
     """Run ``methods`` on the first ``splits`` standard splits (all when ``None``).
 
@@ -74,7 +76,7 @@ def run_uci(
     first: dict[str, MethodResult] = {}
     for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
         results = run_methods(methods, uci.split(k), factory, progress=progress, hidden=hidden,
-                              epochs=epochs, seed=seed + k)
+                              epochs=epochs, seed=seed + k, noise=noise, noise_std=noise_std)
         for name, res in results.items():
             per_method[name].append(res.metrics)
         if k == 0:
