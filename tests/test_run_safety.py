@@ -258,3 +258,61 @@ def test_sigkill_at_random_moments_of_an_overwrite_run(previous_run: Path, capsy
         outcomes.add("new")
         break  # the previous run is gone now, by design
     assert outcomes
+
+
+# ---------------------------------------------------------------------- runs in stages resume
+def _interrupt_vae_at(step: int) -> Any:
+    from vbayes import vae_run
+
+    real = vae_run.vae_loss_fn
+
+    def make(options: Any) -> Any:
+        inner = real(options)
+
+        def loss_fn(model: Any, batch: Any, ctx: Any) -> Any:
+            if ctx.training and ctx.step == step:
+                raise KeyboardInterrupt
+            return inner(model, batch, ctx)
+
+        return loss_fn
+
+    return make
+
+
+COMPARE_EPOCHS = 2
+COMPARE = ["compare-ae", "--data", "digits", "--hidden", "16", "--epochs", str(COMPARE_EPOCHS), "--batch-size", "128", "--samples",
+           "3", "--search-samples", "3", "--search-inputs", "40", "--iw-samples", "3", "--no-progress"]  # fmt: skip
+
+
+def test_compare_ae_interrupted_in_its_vae_phase_keeps_the_ae_and_resumes(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vbayes import vae_run
+
+    out = tmp_path / "cmp"
+    with monkeypatch.context() as patch:
+        patch.setattr(vae_run, "vae_loss_fn", _interrupt_vae_at(12))  # epoch 2 of the VAE (10 steps per epoch)
+        code, err = main([*COMPARE, "--out", str(out)], capsys)
+    assert code == 130 and "interrupted" in err
+    [staging] = out.glob(".staging-*")
+    assert (staging / "ae" / "last.pt").is_file() and (staging / "vae" / "last.pt").is_file()
+    ae_before = snapshot(staging / "ae")
+    code, err = main([*COMPARE, "--out", str(out)], capsys)  # a forgotten --resume is refused
+    assert code == 2 and "unfinished run" in err
+    trained = []
+    real = vae_run.Trainer.fit
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, *args, **kwargs)
+        trained.append(result.epochs_run)
+        return result
+
+    monkeypatch.setattr(vae_run.Trainer, "fit", counting)
+    assert cli.main(["resume", "--out", str(out)]) == 0
+    assert "--resume" in capsys.readouterr().out
+    assert not list(out.glob(".staging-*"))
+    assert {"ae", "vae", "bae", "metrics.json", "report.html", MARKER} <= {p.name for p in out.iterdir()}
+    assert not (out / "resume.json").exists() and not (out / ".stages").exists()
+    assert snapshot(out / "ae") == ae_before  # the finished AE was kept, not trained again
+    assert trained == [COMPARE_EPOCHS] * 3  # every trainer ends at the full epoch count
+    assert json.loads((out / "metrics.json").read_text())["ae"]["knn_accuracy"] >= 0

@@ -56,6 +56,7 @@ from types import TracebackType
 from typing import Any
 
 from vbayes.errors import TrainingDiverged, VBayesError
+from vbayes.io import write_json
 
 #: Files and folders a run directory may hold (an overwritten run loses everything it held).
 RUN_FILES = ("config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html", "figures")
@@ -65,6 +66,9 @@ MARKER = ".vbayes-run"
 _COMPLETE = ".complete"  # in a staging folder: the run is finished, commit rolls forward
 _MOVED = ".moved"  # in .old-*: every file of the previous run is in there
 _INTERNAL = (STAGING_PREFIX, ".old-", ".trash-", ".probe-")
+#: In the staging folder of a run in stages: its command line, and the finished stages' results.
+RESUME_RECORD = "resume.json"
+STAGES = ".stages"
 
 
 class StagedRun:
@@ -82,19 +86,27 @@ class StagedRun:
     """
 
     def __init__(
-        self, out: str | os.PathLike[str], created: bool = False, resume_from: str | os.PathLike[str] | None = None
+        self, out: str | os.PathLike[str], created: bool = False, resume_from: str | os.PathLike[str] | None = None,
+        *, command: str | None = None, continue_in: str | os.PathLike[str] | None = None,
     ) -> None:
         self.out = Path(out)
         self.created = created
         self.resume_from = Path(resume_from) if resume_from is not None else None
+        self.command = command
+        self.continue_in = Path(continue_in) if continue_in is not None else None
         self.staging: Path = self.out  # replaced on __enter__
         self._adopted = False
 
     def __enter__(self) -> "StagedRun":
+        if self.continue_in is not None:  # a run in stages continues in its own staging folder
+            self.staging = self.continue_in
+            return self
         if self.resume_from is None:
             self._forget_unfinished()
         try:
             self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.out))
+            if self.command is not None:
+                write_json(self.staging / RESUME_RECORD, {"command": self.command})
         except OSError as err:
             raise VBayesError(f"--out {self.out} cannot be written: {err.strerror or err}") from None
         if self.resume_from is not None:
@@ -142,6 +154,8 @@ class StagedRun:
     def commit(self) -> None:
         """Replace everything the previous run left in ``out`` by the staged files, as one journalled swap."""
         self.adopt_last()
+        (self.staging / RESUME_RECORD).unlink(missing_ok=True)
+        shutil.rmtree(self.staging / STAGES, ignore_errors=True)
         (self.staging / _COMPLETE).touch()
         _roll_forward(self.out, self.staging)
         self._remove_stale_staging()
@@ -154,6 +168,8 @@ class StagedRun:
         where ``--resume`` finds it. ``out`` is removed too when this run created it and nothing
         else is there.
         """
+        if self.command is not None and any(p.name != RESUME_RECORD for p in self.staging.iterdir()):
+            return  # finished stages stay in the staging folder, for --resume
         last = self.staging / "last.pt"
         if last.is_file() and (self.out / "metrics.json").exists():
             for item in self.staging.iterdir():
@@ -233,6 +249,30 @@ def resumable_run(out: str | os.PathLike[str], created: bool, resume: bool, over
         raise VBayesError(f"--out {out} holds an unfinished run ({last}); "
                           "pass --resume to continue it or --overwrite to start afresh")  # fmt: skip
     return StagedRun(out, created=created, resume_from=last if resume else None)
+
+
+def find_stages(out: str | os.PathLike[str]) -> Path | None:
+    """The staging folder of the newest unfinished run in stages (it holds ``resume.json``), or None."""
+    found = [p.parent for p in Path(out).glob(f"{STAGING_PREFIX}*/{RESUME_RECORD}") if p.is_file()]
+    return max(found, key=lambda p: (p / RESUME_RECORD).stat().st_mtime_ns) if found else None
+
+
+def stage_run(out: str | os.PathLike[str], created: bool, resume: bool, overwrite: bool, command: str) -> StagedRun:
+    """The :class:`StagedRun` of a command that runs in stages (``compare-ae``, ``demo``, ``uq``).
+
+    Each finished stage (a trained model's folder, a method's results in ``staging/.stages``)
+    stays in the staging folder when the run fails or is interrupted; ``resume`` continues in
+    that folder and the command skips what is there. ``command`` (the full command line) is
+    recorded in ``resume.json`` for ``vbayes resume``. Without ``resume`` an unfinished run is
+    refused unless ``overwrite`` (which starts afresh).
+    """
+    folder = find_stages(out)
+    if folder is not None and not (resume or overwrite):
+        raise VBayesError(f"--out {out} holds an unfinished run ({folder}); "
+                          "pass --resume to continue it or --overwrite to start afresh")  # fmt: skip
+    if resume and folder is None:
+        raise VBayesError(f"--resume: nothing to resume in {out} (no unfinished run)")
+    return StagedRun(out, created=created, command=command, continue_in=folder if resume else None)
 
 
 def restore_run_files(last: str | os.PathLike[str], folder: str | os.PathLike[str]) -> None:

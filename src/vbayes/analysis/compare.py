@@ -94,12 +94,20 @@ def check_image_data(data: Any, arch: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+def _finished_stage(out_dir: str | Path | None, key: str) -> Path | bool:
+    """``out_dir/key/last.pt`` when an interrupted run left one there (training continues from it, or
+    is skipped when it had finished), else False."""
+    last = Path(out_dir) / key / "last.pt" if out_dir is not None else None
+    return last if last is not None and last.is_file() else False
+
+
 def train_models(cfg: CompareConfig, data: Any, out_dir: str | Path | None) -> tuple[dict[str, nn.Module], dict[str, Any]]:
     """Train the AE, VAE and Bayesian AE with the same networks, code size and optimiser settings.
 
     The AE and VAE are trained by :func:`vbayes.vae_run.train_autoencoder` (the runs of
     ``vbayes ae`` / ``vbayes vae``), the Bayesian AE by :func:`~vbayes.analysis.fit.fit_bae`.
-    Returns the trained models (eval mode) and per-model training facts and extra metrics.
+    Returns the trained models (eval mode) and per-model training facts and extra metrics. A
+    model whose ``out_dir/<key>/last.pt`` exists (an interrupted run's) continues from it.
     """
     from vbayes.vae_run import AutoencoderOptions, train_autoencoder
 
@@ -110,7 +118,8 @@ def train_models(cfg: CompareConfig, data: Any, out_dir: str | Path | None) -> t
                                      batch_size=cfg.batch_size, lr=cfg.lr, iw_samples=cfg.iw_samples, seed=cfg.seed,
                                      device=cfg.device, progress=cfg.progress)  # fmt: skip
         run = train_autoencoder(data, options, out_dir=Path(out_dir) / key if out_dir is not None else None,
-                                run_config={"model": key, "compare": asdict(cfg)})  # fmt: skip
+                                run_config={"model": key, "compare": asdict(cfg)},
+                                resume=_finished_stage(out_dir, key))  # fmt: skip
         models[key] = run.model.eval()
         keep = ("best_epoch", "seconds_per_epoch", "test_elbo", "test_nll")
         facts[key] = {k: run.metrics[k] for k in keep if k in run.metrics}
@@ -119,7 +128,8 @@ def train_models(cfg: CompareConfig, data: Any, out_dir: str | Path | None) -> t
     train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                             device=cfg.device, progress=cfg.progress)  # fmt: skip
     fit = fit_bae(bae, data, train_cfg, out_dir=Path(out_dir) / "bae" if out_dir is not None else None,
-                  run_config={"model": "bae", "compare": asdict(cfg)})  # fmt: skip
+                  run_config={"model": "bae", "compare": asdict(cfg)},
+                  resume=_finished_stage(out_dir, "bae"))  # fmt: skip
     models["bae"] = bae.eval()
     facts["bae"] = {"best_epoch": fit.best_epoch, "seconds_per_epoch": fit.seconds_per_epoch,
                     "kl_per_example": float(bae.kl_per_example(len(data.x_train)).detach())}  # fmt: skip

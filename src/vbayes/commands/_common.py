@@ -193,7 +193,9 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> None:
 
         if overwrite:
             raise VBayesError("--resume and --overwrite contradict each other: pick one")
-        if find_last_checkpoint(out) is None:
+        from vbayes.runs import find_stages
+
+        if find_last_checkpoint(out) is None and find_stages(out) is None:
             raise VBayesError(f"--resume: nothing to resume in {out} (no last.pt)")
     elif out.is_dir() and not overwrite:
         if (out / "config.json").exists() or (out / "metrics.json").exists():

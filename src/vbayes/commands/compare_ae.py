@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--iw-samples", type=positive_int, default=100,
                         help="importance samples K of the VAE's test NLL (default 100)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_run_args(parser, default_out="runs/ae-compare")
+    add_run_args(parser, default_out="runs/ae-compare", resumable=True)
     parser.set_defaults(func=run)
 
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.data import load
     from vbayes.io import write_json
     from vbayes.report import Report
-    from vbayes.runs import StagedRun, json_ready
+    from vbayes.runs import json_ready, stage_run
 
     for name in ("latent", "samples", "search_samples"):
         if getattr(args, name) < 1:
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         "versions": {"vbayes": __version__, "torch": torch.__version__},
     }
     existed = Path(args.out).exists()
-    out = prepare_out(args.out, args.overwrite)
-    with StagedRun(out, created=not existed) as staged:
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    with stage_run(out, not existed, args.resume, args.overwrite, config["command"]) as staged:
         report = Report(f"AE, VAE and Bayesian AE on {args.data}", subtitle=config["command"])
         report.add_config(config)
         result = compare_autoencoders(data, args.latent, args.epochs, args.seed, report,

@@ -10,6 +10,7 @@ would have.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from pathlib import Path
 
@@ -45,10 +46,19 @@ def resume_argv(out: str | Path) -> list[str]:
     from vbayes.checkpoint import find_last_checkpoint, load_checkpoint
     from vbayes.cli import build_parser
 
-    path = find_last_checkpoint(out)
-    if path is None:
+    from vbayes.runs import RESUME_RECORD, find_stages
+
+    path, stages = find_last_checkpoint(out), find_stages(out)
+    if stages is not None and (path is None or path.stat().st_mtime_ns < (stages / RESUME_RECORD).stat().st_mtime_ns):
+        path = stages / RESUME_RECORD  # a run in stages (compare-ae, demo, uq) records its command there
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise VBayesError(f"{path} is unreadable ({err})") from None
+    elif path is None:
         raise VBayesError(f"nothing to resume in {out}: no last.pt (did the run start training?)")
-    config = load_checkpoint(path).get("config")
+    else:
+        config = load_checkpoint(path).get("config")
     command = config.get("command") if isinstance(config, dict) else None
     if not isinstance(command, str) or not command.startswith("vbayes "):
         raise VBayesError(f"{path} does not record the vbayes command that started it; "
