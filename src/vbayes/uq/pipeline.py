@@ -139,7 +139,8 @@ def fit_regression(
     ``fit_seconds``, ``predict_seconds`` (the test set) and HMC diagnostics. Predictions are
     kept for ``"test"``, ``"train"``, ``"grid"`` (when ``data.x_grid``) and each of
     ``extra_inputs`` (``(M, D)`` tensors). Toy-gap data (``meta["gap_middle"]``) also get
-    ``gap_epistemic_ratio`` and ``extrapolation_epistemic_ratio``.
+    ``gap_epistemic_ratio`` and ``extrapolation_epistemic_ratio``. ``train_noise_std`` is the
+    root-mean-square aleatoric std the method predicts at the training inputs (data units).
 
     ``noise`` / ``noise_std`` set the method's noise options (:mod:`vbayes.methods.noise`) unless
     ``options`` does; ``noise_std`` is in the data's units and divided by the targets' training
@@ -181,6 +182,7 @@ def fit_regression(
     if "gap" in preds:
         metrics["gap_epistemic_ratio"] = epistemic_ratio(preds["gap"], preds["train"])
         metrics["extrapolation_epistemic_ratio"] = epistemic_ratio(preds["extrapolation"], preds["train"])
+    metrics["train_noise_std"] = float(preds["train"].aleatoric_var.mean().sqrt())  # data units
     metrics.update(fit_seconds=fit_s, predict_seconds=predict_s)
     metrics.update(_diagnostics({**info, **dict(getattr(method, "info", {}) or {})}))
     return MethodResult({k: json_ready(v) for k, v in metrics.items()}, preds)

@@ -44,14 +44,32 @@ def metric_rows(metrics: Mapping[str, Mapping[str, Any]], task: str) -> list[dic
     return rows
 
 
-def gap_text(metrics: Mapping[str, Mapping[str, Any]]) -> str:
-    """A plain-language reading of the toy-gap epistemic ratios, computed from the numbers."""
+def underfit_text(metrics: Mapping[str, Mapping[str, Any]], names: list[str], true_noise: float | None) -> list[str]:
+    """Why variational methods in ``names`` under-fit, read from their learned noise and ELBO."""
+    rows = [(k, metrics[k].get("train_noise_std"), metrics[k].get("elbo")) for k in names
+            if k in MEAN_FIELD and isinstance(metrics[k].get("train_noise_std"), float)]
+    if not rows or true_noise is None:
+        return []
+    listed = ", ".join(f"{display(k)} {s:.2f}" + (f" (ELBO {e:.3f} nats per point)" if isinstance(e, float) else "")
+                       for k, s, e in rows)
+    return [
+        f"The under-fitting variational methods learned a noise std of {listed} at the training inputs, against "
+        f"the data's {true_noise:g}. With a learned noise level on a small data set this is the ELBO's own "
+        "optimum, not a failed optimisation: the KL term of many weights costs more than explaining the data as "
+        "noise saves (over-pruning; Trippe & Turner 2018, Coker et al. 2022). With the noise fixed at the "
+        f"truth (`vbayes uq --noise fixed --noise-std {true_noise:g}`) the same networks fit."
+    ]
+
+
+def gap_text(metrics: Mapping[str, Mapping[str, Any]], true_noise: float | None = None) -> str:
+    """A plain-language reading of the toy-gap epistemic ratios, computed from the numbers
+    (``true_noise``: the data's noise std, when known)."""
     ratio = {k: m.get("gap_epistemic_ratio") for k, m in metrics.items() if "error" not in m}
     extra = {k: m.get("extrapolation_epistemic_ratio") for k, m in metrics.items() if "error" not in m}
     parts = [
         "Gap ratio = epistemic std in the middle of the gap / mean epistemic std at the training inputs; "
         "extrapolation ratio = the same half the data's span beyond its edges. "
-        "A method that knows it has seen no data there should show ratios well above 1 (the issue asks for >= 2)."
+        "A method that knows it has seen no data there should show ratios well above 1 (2 or more, say)."
     ]
     listed = ", ".join(f"{display(k)} {_fmt(v)} (beyond the data {_fmt(extra.get(k))})" for k, v in ratio.items())
     parts.append(f"Measured: {listed}.")
@@ -85,6 +103,7 @@ def gap_text(metrics: Mapping[str, Mapping[str, Any]]) -> str:
                 "under-fit the data, so their epistemic band is wide at the training inputs too and their "
                 "ratios compare a loose fit with itself rather than measure in-between uncertainty alone."
             )
+            parts += underfit_text(metrics, [k for k, v in rmse.items() if v > 2 * best], true_noise)
     parts.append(
         "Foong et al. (2019, 'In-Between' Uncertainty in Bayesian Neural Networks) prove that for "
         "one-hidden-layer networks with factorised Gaussian (mean-field) posteriors the predictive "
@@ -122,7 +141,7 @@ def add_regression_sections(report: Any, data: RegressionData, results: Mapping[
                  "family": "mean-field" if k in MEAN_FIELD else ("exact (MCMC)" if k == "hmc" else "")}
                 for k, m in metrics.items() if "error" not in m]
         report.add_table("Epistemic uncertainty in the gap and beyond the data", rows)
-        report.add_text("What the gap ratios show", gap_text(metrics))
+        report.add_text("What the gap ratios show", gap_text(metrics, data.meta.get("noise_std")))
     if "output" in metrics:
         report.add_text("Output-only has no epistemic part", OUTPUT_TEXT)
     if diagnostics_rows(metrics):
