@@ -158,7 +158,10 @@ def test_failing_report_of_an_overwrite_run_keeps_the_previous_run(
     before = snapshot(previous_run)
     code, err = main([*UQ, "--out", str(previous_run), "--overwrite"], capsys)
     assert code == 2 and "simulated failure" in err and err.count("\n") == 1
-    assert snapshot(previous_run) == before
+    after = snapshot(previous_run)
+    assert {k: v for k, v in after.items() if not k.startswith(".staging-")} == before
+    # the failed run's finished methods wait, hidden, for --resume
+    assert any(k.startswith(".staging-") and "/.stages/" in k for k in after)
 
 
 def test_sigint_during_uq_leaves_no_empty_out(tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,7 +170,7 @@ def test_sigint_during_uq_leaves_no_empty_out(tmp_path: Path, capsys: Any, monke
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "run_methods", interrupted)
+    monkeypatch.setattr(experiment, "run_methods_in_stages", interrupted)
     code, err = main([*UQ, "--out", str(tmp_path / "uq")], capsys)
     assert code == 130 and "interrupted" in err
     assert not (tmp_path / "uq").exists()
@@ -316,3 +319,75 @@ def test_compare_ae_interrupted_in_its_vae_phase_keeps_the_ae_and_resumes(
     assert snapshot(out / "ae") == ae_before  # the finished AE was kept, not trained again
     assert trained == [COMPARE_EPOCHS] * 3  # every trainer ends at the full epoch count
     assert json.loads((out / "metrics.json").read_text())["ae"]["knn_accuracy"] >= 0
+
+
+@pytest.mark.parametrize("data", ["toy-gap", "uci"])
+def test_uq_interrupted_keeps_finished_methods_and_resumes(
+    data: str, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the 2nd stage (toy: 2nd method; UCI: split 1): resume fits only what was left."""
+    from test_uci import write_layout
+    from vbayes.uq import stages
+
+    argv = ["uq", "--data", data, "--methods", "output,dropout", "--epochs", "2", "--no-progress"]
+    if data == "uci":
+        (tmp_path / "uci").mkdir()
+        argv += ["--data-dir", str(write_layout(tmp_path / "uci")), "--splits", "2"]
+    out = tmp_path / "uq"
+    real = stages.run_methods
+    fitted: list[tuple[str, str]] = []
+
+    def counting(methods: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        fitted.append((data.name, methods[0]))
+        if len(fitted) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return real(methods, data, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "run_methods", counting)
+    interrupt = True
+    code, err = main([*argv, "--out", str(out)], capsys)
+    assert code == 130 and "interrupted" in err
+    [staging] = out.glob(".staging-*")
+    assert len(list((staging / runs.STAGES).glob("*.pt"))) == 1
+    assert main([*argv, "--out", str(out)], capsys)[0] == 2  # a forgotten --resume is refused
+    interrupt = False
+    assert cli.main(["resume", "--out", str(out)]) == 0
+    capsys.readouterr()
+    stages_run = 4 if data == "uci" else 2
+    assert len(fitted) == stages_run + 1 and fitted[2] == fitted[1]  # the first stage was not fitted again
+    assert not list(out.glob(".staging-*")) and not (out / runs.STAGES).exists()
+    assert set(json.loads((out / "metrics.json").read_text())) == {"output", "dropout"}
+
+
+def test_demo_interrupted_in_its_uq_part_keeps_models_and_methods(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vbayes.data
+    from vbayes.commands import demo
+    from vbayes.uq import stages
+
+    real_load = vbayes.data.load
+    monkeypatch.setattr(vbayes.data, "load", lambda name, **kw: real_load("digits" if name == "mnist5k" else name, **kw))
+    monkeypatch.setattr(demo, "DEMO_METHODS", ("output", "dropout"))
+    real = stages.run_methods
+    fitted: list[str] = []
+
+    def counting(methods: Any, *args: Any, **kwargs: Any) -> Any:
+        fitted.append(methods[0])
+        if len(fitted) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return real(methods, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "run_methods", counting)
+    interrupt = True
+    out = tmp_path / "demo"
+    code, err = main(["demo", "--epochs", "1", "--no-progress", "--out", str(out)], capsys)
+    assert code == 130, err
+    [staging] = out.glob(".staging-*")
+    models = {key: snapshot(staging / key) for key in ("ae", "vae", "bae")}
+    interrupt = False
+    assert cli.main(["resume", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert fitted == ["output", "dropout", "dropout"]
+    assert {key: snapshot(out / key) for key in ("ae", "vae", "bae")} == models  # not trained again
+    assert set(json.loads((out / "metrics.json").read_text())["uncertainty"]) == {"output", "dropout"}

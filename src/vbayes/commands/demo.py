@@ -9,6 +9,7 @@ minutes on 2 CPU cores, no download.
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training epochs of each auto-encoder (default 25)")
     parser.add_argument("--no-uq", action="store_true", help="skip the inference-method comparison")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_run_args(parser, default_out="runs/demo")
+    add_run_args(parser, default_out="runs/demo", resumable=True)
     parser.set_defaults(func=run)
 
 
@@ -39,12 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.data import load
     from vbayes.io import write_json
     from vbayes.report import Report
-    from vbayes.runs import StagedRun, json_ready
+    from vbayes.runs import STAGES, json_ready, stage_run
     from vbayes.uq import run_toy_comparison
 
     resolve_device(args.device)
     config = {
-        "command": f"vbayes demo --epochs {args.epochs} --seed {args.seed} --out {args.out}",
+        "command": shlex.join(["vbayes", "demo", "--epochs", str(args.epochs), "--seed", str(args.seed),
+                               "--device", args.device, "--out", str(args.out)]
+                              + ["--no-uq"] * args.no_uq + ["--no-progress"] * args.no_progress),
         "data": {"autoencoders": "mnist5k", "uncertainty": "toy-gap"},
         "autoencoders": {"latent": 2, "epochs": args.epochs, "arch": "mlp", "hidden": 400},
         "uq_methods": [] if args.no_uq else list(DEMO_METHODS),
@@ -52,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         "versions": {"vbayes": __version__, "torch": torch.__version__},
     }
     existed = Path(args.out).exists()
-    out = prepare_out(args.out, args.overwrite)
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
     started = time.perf_counter()
-    with StagedRun(out, created=not existed) as staged:
+    with stage_run(out, not existed, args.resume, args.overwrite, config["command"]) as staged:
         report = Report("vbayes demo", subtitle="Auto-encoders with a 2-D latent on MNIST; uncertainty on a toy")
         report.add_text(
             "What this page shows",
@@ -70,14 +73,15 @@ def run(args: argparse.Namespace) -> int:
         report.add_config(config)
         images = load("mnist5k")
         ae = compare_autoencoders(
-            images, 2, args.epochs, args.seed, report, out_dir=None, device=args.device,
+            images, 2, args.epochs, args.seed, report, out_dir=staged.staging, device=args.device,
             progress=not args.no_progress, search_inputs=300, samples=50, search_samples=20,
             iw_samples=100, classifier_epochs=8,
         )  # fmt: skip
         metrics = {"autoencoders": {key: ae[key] for key in ("ae", "vae", "bae")}}
         if not args.no_uq:
             metrics["uncertainty"] = run_toy_comparison(
-                DEMO_METHODS, "toy-gap", seed=args.seed, report=report, progress=not args.no_progress
+                DEMO_METHODS, "toy-gap", seed=args.seed, report=report, progress=not args.no_progress,
+                stage_dir=staged.staging / STAGES,
             )
         metrics["seconds"] = round(time.perf_counter() - started, 1)
         write_json(staged.staging / "config.json", json_ready(config))

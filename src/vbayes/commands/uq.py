@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 
 from vbayes.commands._common import add_run_args, positive_float, positive_int, prepare_out
 
@@ -41,8 +40,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the known noise std with --noise fixed, else the learned noise's initial value; in "
                         "the targets' units")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    add_run_args(parser, default_out="runs/uq")
+    add_run_args(parser, default_out="runs/uq", resumable=True)
     parser.set_defaults(func=run)
+
+
+def repeat_command(args: argparse.Namespace) -> str:
+    """The command line that repeats (or, with --resume, continues) this run: every option, absolute --data-dir."""
+    parts = ["vbayes", "uq", "--data", args.data, "--methods", args.methods, "--seed", str(args.seed),
+             "--device", args.device, "--out", str(args.out)]  # fmt: skip
+    for flag, value in (("--splits", args.splits), ("--epochs", args.epochs), ("--noise", args.noise),
+                        ("--noise-std", args.noise_std), ("--hidden", args.hidden and ",".join(map(str, args.hidden))),
+                        ("--data-dir", args.data_dir and os.path.abspath(args.data_dir))):  # fmt: skip
+        if value is not None:
+            parts += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return shlex.join(parts + ["--no-progress"] * args.no_progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,17 +71,18 @@ def run(args: argparse.Namespace) -> int:
     load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
     if (args.noise or args.noise_std) and args.data not in (*REGRESSION_SETS, 'uci'):
         raise VBayesError(f"--noise and --noise-std apply to regression data ({', '.join((*REGRESSION_SETS, 'uci'))})")
-    from vbayes.runs import StagedRun
+    from vbayes.runs import STAGES, stage_run
     from vbayes.uq.experiment import run_uq
 
     created = not os.path.exists(args.out)
-    out = prepare_out(args.out, args.overwrite)
-    with StagedRun(out, created=created) as staged:  # the previous run stays until this one has finished
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    command = repeat_command(args)
+    # the previous run stays until this one has finished; finished methods stay for --resume
+    with stage_run(out, created, args.resume, args.overwrite, command) as staged:
         metrics = run_uq(
             args.data, methods, staged.staging, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs,
             seed=args.seed, hidden=args.hidden, progress=not args.no_progress, noise=args.noise,
-            noise_std=args.noise_std,
-            command="vbayes " + shlex.join(sys.argv[1:]),
+            noise_std=args.noise_std, command=command, stage_dir=staged.staging / STAGES,
         )
     failed = [k for k, m in metrics.items() if "error" in m]
     for line in summary_lines(metrics):

@@ -10,8 +10,9 @@ from vbayes.data.ood import load_image_classification
 from vbayes.data.tabular import RegressionData
 from vbayes.errors import DataError, VBayesError
 from vbayes.io import write_json
-from vbayes.uq.pipeline import MethodFactory, json_ready, run_methods
+from vbayes.uq.pipeline import MethodFactory, json_ready
 from vbayes.uq.report import add_classification_sections, add_regression_sections, add_uci_sections
+from vbayes.uq.stages import run_methods_in_stages
 
 REGRESSION_SETS = ("toy-gap", "cubic")
 CLASSIFICATION_SETS = ("moons", "digits", "mnist5k")
@@ -68,11 +69,14 @@ def run_uq(
     command: str = "",
     noise: str | None = None,
     noise_std: float | None = None,
+    stage_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the comparison and write ``out/metrics.json``, ``out/figures/*.png`` and ``out/report.html``.
 
     Returns the metrics (method name -> figures). ``out`` must exist. ``noise`` / ``noise_std``
-    (regression, ``noise_std`` in the data's units) set every method's noise model.
+    (regression, ``noise_std`` in the data's units) set every method's noise model. With
+    ``stage_dir`` each finished method (on each split) is kept there and not fitted again
+    (:mod:`vbayes.uq.stages`).
     """
     from vbayes.report import Report
 
@@ -89,7 +93,7 @@ def run_uq(
             raise VBayesError(f"--splits {n} but {loaded.name} has only {loaded.n_splits} splits")
         config.update(data_dir=str(data_dir), uci_set=loaded.name, splits=n, hidden=list(hidden or (loaded.n_hidden,)))
         metrics, first = run_uci(loaded, methods, factory, splits=n, epochs=epochs, seed=seed, hidden=hidden,
-                                 progress=progress, noise=noise, noise_std=noise_std)
+                                 progress=progress, noise=noise, noise_std=noise_std, stage_dir=stage_dir)
         title = f"Uncertainty: UCI {loaded.name}"
     else:
         if splits is not None:
@@ -99,7 +103,7 @@ def run_uq(
             kw.update(noise=noise, noise_std=noise_std)
         elif noise or noise_std:
             raise VBayesError("--noise and --noise-std apply to regression data")
-        results = run_methods(methods, loaded, factory, progress=progress, **kw)
+        results = run_methods_in_stages(methods, loaded, factory, stage_dir, progress=progress, **kw)
         metrics = {k: r.metrics for k, r in results.items()}
         title = f"Uncertainty: {data}"
     metrics = _clean(metrics)
@@ -129,19 +133,22 @@ def run_toy_comparison(
     method_options: dict[str, dict[str, Any]] | None = None,
     noise: str | None = None,
     noise_std: float | None = None,
+    stage_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Compare ``methods`` on a 1-D toy (``toy-gap`` or ``cubic``) and, when ``report`` (a
     :class:`vbayes.report.Report`) is given, append the bands figure, the metrics table and the
     gap reading to it (figure names prefixed ``uq_``). ``method_options`` maps a method name to
-    its options (e.g. ``{"hmc": {"num_samples": 200}}``). Returns the metrics per method."""
+    its options (e.g. ``{"hmc": {"num_samples": 200}}``); ``stage_dir`` keeps each finished method
+    (see :func:`run_uq`). Returns the metrics per method."""
     from vbayes.uq.pipeline import resolve_methods
 
     if data not in REGRESSION_SETS:
         raise DataError(f"run_toy_comparison: data must be one of {', '.join(REGRESSION_SETS)}, got {data!r}")
     names = resolve_methods(methods)
     loaded = load_experiment_data(data, seed)
-    results = run_methods(names, loaded, factory, progress=progress, hidden=tuple(hidden), epochs=epochs, seed=seed,
-                          method_options=method_options, noise=noise, noise_std=noise_std)
+    results = run_methods_in_stages(names, loaded, factory, stage_dir, progress=progress, hidden=tuple(hidden),
+                                    epochs=epochs, seed=seed, method_options=method_options, noise=noise,
+                                    noise_std=noise_std)
     metrics = _clean({k: r.metrics for k, r in results.items()})
     if report is not None:
         report.add_section(f"Inference methods on {data}")

@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 from vbayes.data.uci import UCIData
 from vbayes.errors import VBayesError
-from vbayes.uq.pipeline import MethodFactory, MethodResult, run_methods
+from vbayes.uq.pipeline import MethodFactory, MethodResult
+from vbayes.uq.stages import run_methods_in_stages
 
 #: keys that are not averaged over splits
 _NOT_AVERAGED = {"error", "splits", "errors"}
@@ -61,12 +62,15 @@ def run_uci(
     progress: bool = True,
     noise: str | None = None,
     noise_std: float | None = None,
+    stage_dir: Any = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, MethodResult]]:
     """Run ``methods`` on the first ``splits`` standard splits (all when ``None``).
 
     Hidden width defaults to the protocol's (``n_hidden.txt``, one layer); the seed of split k
-    is ``seed + k``. Returns ``(metrics, first_split_results)``: per-method aggregates (see
-    :func:`aggregate`) and the full results of split 0 (kept for calibration plots).
+    is ``seed + k``. With ``stage_dir`` each method's result on each split is kept there
+    (``split<k>-<method>.pt``) and not fitted again. Returns ``(metrics, first_split_results)``:
+    per-method aggregates (see :func:`aggregate`) and the full results of split 0 (kept for
+    calibration plots).
     """
     n = uci.n_splits if splits is None else splits
     if not 1 <= n <= uci.n_splits:
@@ -75,8 +79,8 @@ def run_uci(
     per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     first: dict[str, MethodResult] = {}
     for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
-        results = run_methods(methods, uci.split(k), factory, progress=progress, hidden=hidden,
-                              epochs=epochs, seed=seed + k, noise=noise, noise_std=noise_std)
+        results = run_methods_in_stages(methods, uci.split(k), factory, stage_dir, f"split{k}-", progress=progress,
+                                        hidden=hidden, epochs=epochs, seed=seed + k, noise=noise, noise_std=noise_std)
         for name, res in results.items():
             per_method[name].append(res.metrics)
         if k == 0:
