@@ -233,16 +233,17 @@ def test_sigkill_at_random_moments_of_an_overwrite_run(previous_run: Path, capsy
     before = snapshot(previous_run)
     rng = random.Random(10)
     outcomes = set()
-    for _ in range(3):
+    for moment in ("report", "random", "random"):
         child = subprocess.Popen([sys.executable, "-m", "vbayes", *AE, "--seed", "1", "--overwrite",
                                   "--out", str(previous_run)], env=ENV,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        try:  # wait until training has started, then a random moment of the remaining run
+        try:  # "report": as soon as the metrics are staged; else a random moment after training started
+            pattern = ".staging-*/metrics.json" if moment == "report" else ".staging-*"
             deadline = time.monotonic() + 120
-            while not list(previous_run.glob(".staging-*")) and child.poll() is None:
+            while not list(previous_run.glob(pattern)) and child.poll() is None:
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 2.0))
+            time.sleep(rng.uniform(0.0, 2.0) if moment == "random" else 0.0)
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
         finally:
@@ -255,6 +256,7 @@ def test_sigkill_at_random_moments_of_an_overwrite_run(previous_run: Path, capsy
         if now == before:
             outcomes.add("previous")
             continue
+        assert moment != "report", "a kill during the report phase replaced the previous run"
         config = json.loads((previous_run / "config.json").read_text())
         assert "--seed 1" in config["command"]
         assert {"config.json", "metrics.json", "checkpoint.pt", "last.pt", "log.csv", "report.html"} <= set(now)
