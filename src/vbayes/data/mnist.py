@@ -103,7 +103,8 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None) -> Imag
     root = data_dir if data_dir is not None else os.environ.get("VBAYES_DATA")
     expected = ", ".join(f"{stem}[.gz]" for pair in IDX_FILES.values() for stem in pair)
     if root is None:
-        raise DataError(f"{name}: give --data-dir (or set VBAYES_DATA) to a directory holding {expected}")
+        raise DataError(f"{name}: give --data-dir (or set VBAYES_DATA) to a directory holding {expected}; "
+                        f"get them with `vbayes data download {name} --to DIR`")
     candidates = [Path(root), Path(root) / name]
     for directory in candidates:
         found = {s: _find(directory, s) for pair in IDX_FILES.values() for s in pair}
