@@ -150,7 +150,7 @@ GOOD = {  # key -> strategy of values the option accepts, and the parsed value t
     "name": st.text(max_size=8).map(lambda v: (v, v)),
     "no-progress": st.booleans().map(lambda v: (v, v)),
     "sizes": st.lists(st.integers(1, 1000), min_size=1, max_size=3).map(lambda v: (v, v)),
-    "seed": st.integers(-(2**31), 2**31).map(lambda v: (v, v)),
+    "seed": st.integers(0, 2**32 - 1).map(lambda v: (v, v)),
     "device": st.sampled_from(["cpu", "cuda", "cuda:1"]).map(lambda v: (v, v)),
     "resume": st.booleans().map(lambda v: (v, v)),
 }
@@ -163,6 +163,7 @@ BAD = {
     "no-progress": st.one_of(st.integers(0, 1), st.just("true"), st.none()),
     "sizes": st.one_of(st.just([]), st.just([0]), st.integers(1, 4), st.just(["a"])),
     "device": st.one_of(st.integers(), st.none()),
+    "seed": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32), st.just("x")),
     "bogus": st.integers(),
     "help": st.booleans(),
     "config": st.just("other.json"),
