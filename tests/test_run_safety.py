@@ -393,3 +393,33 @@ def test_demo_interrupted_in_its_uq_part_keeps_models_and_methods(
     assert fitted == ["output", "dropout", "dropout"]
     assert {key: snapshot(out / key) for key in ("ae", "vae", "bae")} == models  # not trained again
     assert set(json.loads((out / "metrics.json").read_text())["uncertainty"]) == {"output", "dropout"}
+
+
+def test_sigint_at_random_moments_of_uq_then_resume(tmp_path: Path, capsys: Any) -> None:
+    """Ctrl-C at a random moment of a real ``vbayes uq --overwrite`` process (after start-up): exit
+    130 (or 0 when too late), one line, and the previous run untouched or a run that ``vbayes
+    resume`` completes."""
+    out = tmp_path / "uq"
+    argv = ["uq", "--data", "toy-gap", "--methods", "output,dropout", "--epochs", "2", "--no-progress"]
+    assert main([*argv, "--out", str(out)], capsys)[0] == 0  # a previous run to overwrite
+    rng = random.Random(3)
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-m", "vbayes", *argv, "--out", str(out), "--overwrite"], env=ENV,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".staging-*")) and child.poll() is None:  # the run has started staging
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 1.5))
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=60)
+        err = child.stderr.read()  # type: ignore[union-attr]
+        child.stderr.close()  # type: ignore[union-attr]
+        assert code in (0, 130) and "Traceback" not in err, err
+        if code == 130:
+            assert err.count("\n") == 1 and "interrupted" in err, err
+        if runs.find_stages(out) is not None:
+            assert cli.main(["resume", "--out", str(out)]) == 0
+        assert set(json.loads((out / "metrics.json").read_text())) == {"output", "dropout"}
+        assert not list(out.glob(".staging-*"))
+    capsys.readouterr()
