@@ -117,8 +117,14 @@ def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypa
     (run / "config.json").write_text("{}")
     with pytest.raises(VBayesError, match="already holds a run"):  # every rank fails alike
         prepare_out(run, overwrite=False)
-    from vbayes.runs import release_out
+    from vbayes.runs import RESUME_RECORD, release_out
 
+    stages = run / ".staging-x"  # a run in stages (compare-ae, uq): every rank resumes its finished stages
+    (stages / "ae").mkdir(parents=True)
+    (stages / RESUME_RECORD).write_text('{"command": "vbayes compare-ae"}')
+    (stages / "ae" / "last.pt").write_bytes(b"ae")
+    scratch = prepare_out(run, overwrite=False, resume=True)  # rank 1
+    assert (scratch / ".staging-x" / "ae" / "last.pt").read_bytes() == b"ae"
     release_out(run)
 
 

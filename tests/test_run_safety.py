@@ -122,8 +122,9 @@ def test_a_locked_out_is_refused_with_one_line(previous_run: Path, capsys: Any) 
 def test_two_runs_started_together_into_one_out(tmp_path: Path) -> None:
     """One of two concurrent fresh runs wins; the other gets one line and exit 2; the run is complete."""
     out = tmp_path / "conc"
-    procs = [subprocess.Popen([sys.executable, "-m", "vbayes", *AE, "--seed", str(seed), "--out", str(out)], env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (0, 7)]  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-m", "vbayes", *AE, "--seed", str(seed), "--out", str(out)],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for seed in (0, 7)]  # fmt: skip
     results = sorted((p.wait(timeout=120), p.stderr.read()) for p in procs)  # type: ignore[union-attr]
     for p in procs:
         p.stderr.close()  # type: ignore[union-attr]
@@ -285,8 +286,9 @@ def _interrupt_vae_at(step: int) -> Any:
 
 
 COMPARE_EPOCHS = 2
-COMPARE = ["compare-ae", "--data", "digits", "--hidden", "16", "--epochs", str(COMPARE_EPOCHS), "--batch-size", "128", "--samples",
-           "3", "--search-samples", "3", "--search-inputs", "40", "--iw-samples", "3", "--no-progress"]  # fmt: skip
+COMPARE = ["compare-ae", "--data", "digits", "--hidden", "16", "--epochs", str(COMPARE_EPOCHS), "--batch-size",
+           "128", "--samples", "3", "--search-samples", "3", "--search-inputs", "40", "--iw-samples", "3",
+           "--no-progress"]  # fmt: skip
 
 
 def test_compare_ae_interrupted_in_its_vae_phase_keeps_the_ae_and_resumes(
@@ -369,7 +371,8 @@ def test_demo_interrupted_in_its_uq_part_keeps_models_and_methods(
     from vbayes.uq import stages
 
     real_load = vbayes.data.load
-    monkeypatch.setattr(vbayes.data, "load", lambda name, **kw: real_load("digits" if name == "mnist5k" else name, **kw))
+    monkeypatch.setattr(vbayes.data, "load",
+                        lambda name, **kw: real_load("digits" if name == "mnist5k" else name, **kw))
     monkeypatch.setattr(demo, "DEMO_METHODS", ("output", "dropout"))
     real = stages.run_methods
     fitted: list[str] = []

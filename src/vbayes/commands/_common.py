@@ -155,7 +155,8 @@ def prepare_out(path: str | os.PathLike[str], overwrite: bool, resume: bool = Fa
 
     Under ``torchrun`` only rank 0 writes (and locks) the run: the other ranks check the same
     conditions (so every rank fails alike), then get a private temporary directory instead
-    (removed at exit; with ``resume`` it links to the run's ``last.pt``) and their standard
+    (removed at exit; with ``resume`` it links to the run's ``last.pt`` and holds a copy of its
+    finished stages) and their standard
     output is silenced, so a command needs no rank checks of its own.
     """
     from vbayes.distributed import env_info
@@ -212,9 +213,12 @@ def _scratch_out(out: Path, resume: bool) -> Path:
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if resume:
         from vbayes.checkpoint import find_last_checkpoint
+        from vbayes.runs import find_stages
 
-        last = find_last_checkpoint(out)
+        last, stages = find_last_checkpoint(out), find_stages(out)
         if last is not None:
             (scratch / "last.pt").symlink_to(last.resolve())
+        if stages is not None:  # a run in stages: this rank continues from a copy of the finished stages
+            shutil.copytree(stages, scratch / stages.name, symlinks=True)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     return scratch
