@@ -245,6 +245,8 @@ def resumable_run(out: str | os.PathLike[str], created: bool, resume: bool, over
     from vbayes.checkpoint import find_last_checkpoint
 
     last = find_last_checkpoint(out)
+    if resume and last is None:  # e.g. only the unfinished stages of another command
+        raise VBayesError(f"--resume: nothing to resume in {out} (no last.pt)")
     if last is not None and not (resume or overwrite):
         raise VBayesError(f"--out {out} holds an unfinished run ({last}); "
                           "pass --resume to continue it or --overwrite to start afresh")  # fmt: skip
