@@ -16,7 +16,7 @@ from vbayes import kl_divergence, sampling_mode
 from vbayes.cli import main
 from vbayes.layers import LinearFlipout, LinearLRT, LinearReparam, VariationalLayer
 from vbayes.models.bae import DEFAULT_PRIOR_SCALE, BayesianAE, sample_reconstructions
-from vbayes.priors import Normal
+from vbayes.layers.priors import Normal
 
 SHAPE = (1, 8, 8)
 

@@ -87,7 +87,7 @@ def test_single_module_and_inplace():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="unknown estimator 'dropout'; choose one of flipout, reparam, bbb, lrt"):
+    with pytest.raises(ValueError, match="unknown estimator 'dropout'; choose one of reparam, flipout, lrt, bbb"):
         vbayes.to_bayesian(_Wrap(), "dropout")
     with pytest.raises(ValueError, match="moped_delta must be"):
         vbayes.to_bayesian(_Wrap(), moped_delta=0.0)

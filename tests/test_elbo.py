@@ -10,9 +10,9 @@ from torch import nn
 
 import vbayes
 from vbayes import layers as L
-from vbayes.heads import StochasticGaussian
+from vbayes.layers.heads import StochasticGaussian
 from vbayes.layers.base import BayesianModule
-from vbayes.priors import Normal
+from vbayes.layers.priors import Normal
 
 N = 60_000
 PRIOR_SCALE = 0.5

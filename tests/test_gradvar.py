@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from vbayes.bench.gradvar import ESTIMATORS, gradient_variance, loglog_slope, mlp, plot
+from vbayes.bench.gradvar import ESTIMATORS, bayesian_mlp, gradient_variance, loglog_slope, plot
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def data():
 def test_noise_variance_scaling(name, data):
     x, y = data
     torch.manual_seed(0)
-    model = mlp(ESTIMATORS[name], [10, 16, 3], std_init=0.3)
+    model = bayesian_mlp(ESTIMATORS[name], [10, 16, 3], std_init=0.3)
     gen = torch.Generator().manual_seed(1)
     small, _ = gradient_variance(model, x, y, 16, 60, gen)
     large, _ = gradient_variance(model, x, y, 256, 60, gen)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 import vbayes
-from vbayes.heads import GaussianHead, StochasticGaussian, standard_normal_kl
+from vbayes.layers.heads import GaussianHead, StochasticGaussian, standard_normal_kl
 
 
 def test_gaussian_head_returns_normal_with_softplus_scale():

@@ -13,7 +13,7 @@ from torch import nn
 
 import vbayes
 from vbayes import layers as L
-from vbayes.priors import Normal, ScaleMixture
+from vbayes.layers.priors import Normal, ScaleMixture
 
 from _tolerance import assert_close_ulps
 

@@ -12,7 +12,7 @@ from torch import distributions as D
 import vbayes
 from vbayes.layers import LinearFlipout, LinearLRT, LinearReparam
 from vbayes.layers._fused import PosteriorSample, flip_signs, softplus_inverse, sum_log
-from vbayes.priors import Normal
+from vbayes.layers.priors import Normal
 
 
 def _params(shape=(4, 3), seed=0):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from vbayes.priors import Normal, ScaleMixture, as_prior, kl_normal_to_prior
+from vbayes.layers.priors import Normal, ScaleMixture, as_prior, kl_normal_to_prior
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -12,11 +12,14 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from vbayes.heads import standard_normal_kl
+from vbayes.layers.base import _local_batch_sizes, global_kl, local_kl
+from vbayes.layers.heads import standard_normal_kl
 
 __all__ = [
+    "elbo_loss",
+    "gaussian_nll",
     "LIKELIHOODS",
     "bernoulli_log_likelihood",
     "bernoulli_nll",
@@ -49,6 +52,13 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     return -bernoulli_nll(logits, x)
 
 
+def gaussian_nll(mean: Tensor, std: Tensor | float, x: Tensor) -> Tensor:
+    """Elementwise Gaussian negative log-density ``-log N(x | mean, std^2)`` in nats; shapes
+    broadcast (e.g. ``(B,)`` per regression target)."""
+    std_t = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
+    return 0.5 * ((x - mean) / std_t).pow(2) + torch.log(std_t) + 0.5 * _LOG_2PI
+
+
 def gaussian_log_likelihood(mean: Tensor, x: Tensor, std: Tensor | float) -> Tensor:
     """log N(x | mean, std^2) of independent pixels, summed per example.
 
@@ -57,10 +67,7 @@ def gaussian_log_likelihood(mean: Tensor, x: Tensor, std: Tensor | float) -> Ten
     """
     if mean.shape != x.shape:
         raise ValueError(f"gaussian_log_likelihood: mean {tuple(mean.shape)} and x {tuple(x.shape)} differ")
-    std_t = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
-    z = (x - mean) / std_t
-    log_density = -0.5 * z.pow(2) - torch.log(std_t) - 0.5 * _LOG_2PI
-    return log_density.expand_as(mean).flatten(1).sum(1)
+    return (-gaussian_nll(mean, std, x)).expand_as(mean).flatten(1).sum(1)
 
 
 def diag_gaussian_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -125,3 +132,49 @@ def importance_weighted_log_likelihood(
         partial.append(torch.logsumexp(lw, dim=0))  # (B,)
         done += n
     return torch.logsumexp(torch.stack(partial), dim=0) - math.log(k)
+
+
+def elbo_loss(nll: Tensor, model: nn.Module, dataset_size: int) -> Tensor:
+    """Negative ELBO per training example (nats per example), for a mini-batch of B examples::
+
+        mean(nll) + global_kl(model) / dataset_size + local_kl(model)
+
+    * ``global_kl``: the KL of the weights of the model's Bayesian layers (``kl_scope ==
+      "global"``), nats per data set, paid once per pass over the N training examples: / N.
+    * ``local_kl``: the KL of per-example latent variables of stochastic hidden units such as
+      :class:`vbayes.StochasticGaussian` (``kl_scope == "local"``) in the last forward pass,
+      which each example pays itself: the batch mean, i.e. their summed KL / B.
+
+    Call it right after the forward pass of the batch whose ``nll`` it is given.
+
+    Args:
+        nll: negative log-likelihood of each example of the mini-batch, a tensor of shape
+            ``(B,)`` in nats per example (any shape is averaged over all elements; a 0-dim
+            tensor is taken as the batch mean).
+        model: the model whose Bayesian modules' KL enters the bound.
+        dataset_size: number of training examples N (the weight KL is paid once per epoch).
+
+    Returns:
+        0-dim tensor, nats per example; minimising it maximises the ELBO / N.
+
+    Raises:
+        ValueError: ``nll`` is not a non-empty floating-point tensor, ``dataset_size`` is not a
+            positive int, or ``nll`` has a batch dimension whose size differs from the number of
+            examples of a stochastic layer's last forward pass (its KL would belong to another
+            batch).
+    """
+    if not isinstance(nll, Tensor):
+        raise ValueError("elbo_loss: nll must be a tensor of per-example negative log-likelihoods "
+                         f"(nats), got {type(nll).__name__}")
+    if not nll.is_floating_point():
+        raise ValueError(f"elbo_loss: nll must be a real floating-point tensor, got dtype {nll.dtype}")
+    if nll.numel() == 0:
+        raise ValueError(f"elbo_loss: nll is empty (shape {tuple(nll.shape)}); the ELBO of no example is undefined")
+    if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
+        raise ValueError(f"elbo_loss: dataset_size must be a positive int, got {dataset_size!r}")
+    if nll.dim() >= 1:
+        for name, batch in _local_batch_sizes(model).items():
+            if batch != nll.shape[0]:
+                raise ValueError(f"elbo_loss: nll holds {nll.shape[0]} examples but the last forward pass of "
+                                 f"{name} saw {batch}; compute nll from the forward pass just before")
+    return nll.mean() + global_kl(model) / dataset_size + local_kl(model)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from vbayes.errors import DataError
+from vbayes.models.nets import mlp
 
 
 class DigitClassifier(nn.Module):
@@ -25,15 +26,9 @@ class DigitClassifier(nn.Module):
         super().__init__()
         c, h, w = image_shape
         self.image_shape = (int(c), int(h), int(w))
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(c * h * w, hidden),
-            nn.ReLU(),
-            nn.Dropout(0.2),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, n_classes),
-        )
+        body = mlp(c * h * w, (hidden, hidden), n_classes)
+        body.insert(2, nn.Dropout(0.2))  # after the first hidden layer only
+        self.net = nn.Sequential(nn.Flatten(), *body)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C, H, W)`` -> ``(N, n_classes)`` logits."""

@@ -18,6 +18,7 @@ Writes ``gradvar.json`` (variances, log-log slopes) and ``gradvar.png`` into ``-
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import math
 import time
@@ -29,22 +30,20 @@ from torch import Tensor, nn
 
 from vbayes.commands._common import add_run_args, positive_int, prepare_out, resolve_device
 from vbayes.io import atomic_write_bytes, write_json
-from vbayes.layers import LinearFlipout, LinearLRT, LinearReparam, VariationalLayer, kl_divergence
+from vbayes.layers import LinearLRT, VariationalLayer, kl_divergence
+from vbayes.layers.registry import ESTIMATORS as REGISTERED
+from vbayes.layers.registry import layer_class
+from vbayes.models.nets import mlp
 
-ESTIMATORS: dict[str, type] = {"reparam": LinearReparam, "flipout": LinearFlipout, "lrt": LinearLRT}
+ESTIMATORS: dict[str, type] = {name: layer_class(name) for name in REGISTERED}
 
 
 FIT_STD_INIT = 0.05  # softplus(-3), the usual initial sigma of bayesian-torch
 
 
-def mlp(cls: type, sizes: list[int], std_init: float = 1e-3) -> nn.Sequential:
+def bayesian_mlp(cls: type, sizes: list[int], std_init: float = 1e-3) -> nn.Sequential:
     """``sizes[0] -> ... -> sizes[-1]`` MLP of Bayesian layers ``cls`` with ReLU in between."""
-    mods: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if i:
-            mods.append(nn.ReLU())
-        mods.append(cls(a, b, posterior_std_init=std_init))
-    return nn.Sequential(*mods)
+    return mlp(sizes[0], sizes[1:-1], sizes[-1], linear=functools.partial(cls, posterior_std_init=std_init))
 
 
 def gradient_variance(model: nn.Module, x: Tensor, y: Tensor, batch_size: int, n_draws: int,
@@ -87,7 +86,7 @@ def fit_posterior(sizes: list[int], x: Tensor, y: Tensor, epochs: int, batch_siz
 
     sigma starts at ``FIT_STD_INIT`` so that a short fit ends at a realistic posterior width.
     """
-    model = mlp(LinearLRT, sizes, FIT_STD_INIT).to(x.device)
+    model = bayesian_mlp(LinearLRT, sizes, FIT_STD_INIT).to(x.device)
     for m in model.modules():
         if isinstance(m, VariationalLayer):
             m.generator = generator if x.device.type == "cpu" else None
@@ -129,7 +128,7 @@ def run_experiment(x: Tensor, y: Tensor, sizes: list[int], batch_sizes: list[int
     out: dict = {"batch_sizes": batch_sizes, "noise": {}, "total": {}, "slope": {}, "slope_b_ge_64": {}}
     large = [i for i, b in enumerate(batch_sizes) if b >= 64]
     for name, cls in ESTIMATORS.items():
-        model = mlp(cls, sizes).to(x.device)
+        model = bayesian_mlp(cls, sizes).to(x.device)
         model.load_state_dict(state)
         pairs = [gradient_variance(model, x, y, b, n_draws, gen) for b in batch_sizes]
         for i, kind in enumerate(("noise", "total")):

@@ -18,13 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vbayes.commands._common import positive_int
-from vbayes.layers import (Conv2dFlipout, Conv2dLRT, Conv2dReparam, LinearFlipout, LinearLRT, LinearReparam,
-                           kl_divergence)
+from vbayes.layers import kl_divergence
+from vbayes.layers.registry import layer_class
+from vbayes.models.nets import mlp
 
 DATASET_SIZE = 60_000  # the KL is scaled by 1 / N as in an ELBO on MNIST
 
-_VB_LINEAR = {"vbayes reparam": LinearReparam, "vbayes flipout": LinearFlipout, "vbayes lrt": LinearLRT}
-_VB_CONV = {"vbayes reparam": Conv2dReparam, "vbayes flipout": Conv2dFlipout, "vbayes lrt": Conv2dLRT}
+def _vbayes_layer(kind: str, op: type[nn.Module]) -> type[nn.Module]:
+    """The vbayes layer of ``kind`` ("vbayes reparam" / "vbayes flipout" / "vbayes lrt") for ``op``."""
+    return layer_class(kind.split()[-1], op)
 
 
 def _bayesian_torch() -> tuple[object | None, str]:
@@ -68,10 +70,9 @@ def mlp(kind: str, bl: object | None) -> nn.Module:
     """784-400-400-10 classifier for ``kind`` ("nn.Linear", "vbayes <est>", "bayesian-torch <est>")."""
     sizes = [(784, 400), (400, 400), (400, 10)]
     if kind == "nn.Linear":
-        return nn.Sequential(nn.Linear(784, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 10))
+        return mlp(784, (400, 400), 10)
     if kind.startswith("vbayes"):
-        cls = _VB_LINEAR[kind]
-        return nn.Sequential(cls(784, 400), nn.ReLU(), cls(400, 400), nn.ReLU(), cls(400, 10))
+        return mlp(784, (400, 400), 10, linear=_vbayes_layer(kind, nn.Linear))
     cls = bl.LinearReparameterization if kind.endswith("reparam") else bl.LinearFlipout  # type: ignore[union-attr]
     return _BTNet([cls(i, o) for i, o in sizes])
 
@@ -81,7 +82,7 @@ def convnet(kind: str, bl: object | None) -> nn.Module:
     if kind == "nn.Linear":
         conv, lin = nn.Conv2d, nn.Linear
     elif kind.startswith("vbayes"):
-        conv, lin = _VB_CONV[kind], _VB_LINEAR[kind]
+        conv, lin = _vbayes_layer(kind, nn.Conv2d), _vbayes_layer(kind, nn.Linear)
     else:
         reparam = kind.endswith("reparam")
         c = bl.Conv2dReparameterization if reparam else bl.Conv2dFlipout  # type: ignore[union-attr]

@@ -10,8 +10,8 @@ from pathlib import Path
 from vbayes.commands._common import (add_run_args, check_fits, positive_float, positive_int, prepare_out,
                                      resolve_device)
 from vbayes.errors import VBayesError
+from vbayes.layers.registry import ESTIMATORS
 
-ESTIMATORS = ("flipout", "reparam", "lrt")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.data import load
     from vbayes.io import write_json
     from vbayes.models.bae import BayesianAE
-    from vbayes.priors import Normal
+    from vbayes.layers.priors import Normal
     from vbayes.runs import json_ready, resumable_run
     from vbayes.train import TrainConfig
 

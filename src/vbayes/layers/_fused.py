@@ -1,7 +1,7 @@
 """Fused sampling + KL of a mean-field Gaussian posterior, with analytic gradients.
 
 One :class:`PosteriorSample` call per parameter tensor and step computes sigma = softplus(rho)
-once, draws eps, forms the tensor an estimator needs and, for a ``vbayes.priors.Normal`` prior,
+once, draws eps, forms the tensor an estimator needs and, for a ``vbayes.layers.priors.Normal`` prior,
 the closed-form KL -- in a handful of elementwise passes. Its backward writes the gradients of
 both outputs (the sample and the KL) directly, instead of letting autograd record and replay
 ~10 elementwise nodes. Between forward and backward it keeps one weight-sized tensor of its own

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from vbayes.layers._fused import PosteriorSample, softplus_inverse
 from vbayes.layers.base import BayesianModule
-from vbayes.priors import Normal, as_prior, kl_normal_to_prior
+from vbayes.layers.priors import Normal, as_prior, kl_normal_to_prior
 
 DEFAULT_POSTERIOR_STD = 1e-3
 """Initial posterior standard deviation: small, so that a fresh layer starts out close to a

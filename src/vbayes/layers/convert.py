@@ -17,22 +17,13 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from vbayes import layers as L
 from vbayes.layers._variational import DEFAULT_POSTERIOR_STD, VariationalLayer
+from vbayes.layers.registry import ESTIMATOR_ALIASES, LAYERS
+from vbayes.layers.registry import ESTIMATORS as REGISTERED
 
 __all__ = ["to_bayesian", "ESTIMATORS"]
 
-ESTIMATORS = ("flipout", "reparam", "bbb", "lrt")
-
-_TABLE: dict[str, dict[type, type]] = {
-    "reparam": {nn.Linear: L.LinearReparam, nn.Conv1d: L.Conv1dReparam, nn.Conv2d: L.Conv2dReparam,
-                nn.ConvTranspose1d: L.ConvTranspose1dReparam, nn.ConvTranspose2d: L.ConvTranspose2dReparam},
-    "flipout": {nn.Linear: L.LinearFlipout, nn.Conv1d: L.Conv1dFlipout, nn.Conv2d: L.Conv2dFlipout,
-                nn.ConvTranspose1d: L.ConvTranspose1dFlipout, nn.ConvTranspose2d: L.ConvTranspose2dFlipout},
-    "lrt": {nn.Linear: L.LinearLRT, nn.Conv1d: L.Conv1dLRT, nn.Conv2d: L.Conv2dLRT,
-            nn.ConvTranspose1d: L.ConvTranspose1dLRT, nn.ConvTranspose2d: L.ConvTranspose2dLRT},
-}
-_TABLE["bbb"] = _TABLE["reparam"]
+ESTIMATORS = (*REGISTERED, *ESTIMATOR_ALIASES)
 
 
 def _convert_one(module: nn.Module, cls: type, prior: Any, std: float, moped_delta: float | None) -> VariationalLayer:
@@ -97,11 +88,11 @@ def to_bayesian(model: nn.Module, estimator: str = "flipout", prior: Any = None,
     if not isinstance(model, nn.Module):
         raise TypeError(f"to_bayesian: model must be a torch.nn.Module, got {type(model).__name__}")
     key = estimator.lower() if isinstance(estimator, str) else estimator
-    if key not in _TABLE:
+    if key not in ESTIMATORS:
         raise ValueError(f"to_bayesian: unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     if moped_delta is not None and not (float(moped_delta) > 0 and float(moped_delta) < float("inf")):
         raise ValueError(f"to_bayesian: moped_delta must be a finite number > 0, got {moped_delta!r}")
-    table = _TABLE[key]
+    table = LAYERS[ESTIMATOR_ALIASES.get(key, key)]
     if not inplace:
         model = copy.deepcopy(model)
     if type(model) in table:

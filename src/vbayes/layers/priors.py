@@ -128,7 +128,7 @@ def as_prior(prior: D.Distribution | None, owner: str = "layer") -> D.Distributi
         return Normal(0.0, 1.0)
     if not isinstance(prior, D.Distribution):
         raise TypeError(f"{owner}: prior must be a torch.distributions.Distribution such as "
-                        f"vbayes.priors.Normal, got {type(prior).__name__}")
+                        f"vbayes.layers.priors.Normal, got {type(prior).__name__}")
     if prior.batch_shape != torch.Size() or prior.event_shape != torch.Size():
         raise ValueError(f"{owner}: prior must be a scalar distribution that broadcasts over the "
                          f"weights, got batch_shape {tuple(prior.batch_shape)}")

@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
-from vbayes.methods.noise import NoiseModel, check_noise, gaussian_nll
+from vbayes.losses import gaussian_nll
+from vbayes.models.nets import mlp
+from vbayes.methods.noise import NoiseModel, check_noise
 from vbayes.predictive import ClassificationPrediction, RegressionPrediction
 
 TASKS = ("regression", "classification")
@@ -70,47 +72,6 @@ def threads_for(widths: Sequence[int]) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-def activation_module(name: str) -> nn.Module:
-    """``nn.Module`` for an activation name: ``relu``, ``tanh``, ``gelu`` or ``elu``."""
-    table: dict[str, Callable[[], nn.Module]] = {
-        "relu": nn.ReLU,
-        "tanh": nn.Tanh,
-        "gelu": nn.GELU,
-        "elu": nn.ELU,
-    }
-    if name not in table:
-        raise VBayesError(f"unknown activation {name!r}; choose one of: {', '.join(table)}")
-    return table[name]()
-
-
-def mlp(
-    in_features: int,
-    hidden: Sequence[int],
-    out_features: int,
-    *,
-    activation: str = "relu",
-    dropout: float = 0.0,
-    input_dropout: bool = False,
-    linear: Callable[[int, int], nn.Module] = nn.Linear,
-) -> nn.Sequential:
-    """A multi-layer perceptron ``in -> hidden... -> out`` built from ``linear(fan_in, fan_out)``.
-
-    With ``dropout > 0`` an ``nn.Dropout`` follows every hidden activation (MC dropout keeps it
-    active at prediction time), and with ``input_dropout`` one comes first, on the inputs (as in
-    Gal & Ghahramani's UCI networks). Input ``(B, in_features)``, output ``(B, out_features)``.
-    """
-    layers: list[nn.Module] = [nn.Dropout(dropout)] if input_dropout and dropout > 0 else []
-    width = in_features
-    for h in hidden:
-        layers.append(linear(width, h))
-        layers.append(activation_module(activation))
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(linear(width, out_features))
-    return nn.Sequential(*layers)
 
 
 def resolve_batch_size(batch_size: int | None, n: int) -> int:

@@ -85,8 +85,3 @@ class NoiseModel(nn.Module):
         else:
             sigma = torch.full_like(mu, self.fixed_std)
         return mu, sigma
-
-
-def gaussian_nll(mu: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
-    """Per-point Gaussian negative log-likelihood in nats, shapes broadcast, e.g. ``(B,)``."""
-    return 0.5 * math.log(2 * math.pi) + torch.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2

@@ -12,10 +12,10 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from vbayes.models.nets import mlp
 from vbayes.methods.base import (
     Method,
     Prediction,
-    mlp,
     regression_or_classification_loss,
     resolve_batch_size,
     stack_predictions,

@@ -31,10 +31,10 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from vbayes.errors import VBayesError
 from vbayes.predictive import RegressionPrediction
+from vbayes.models.nets import mlp
 from vbayes.methods.base import (
     Method,
     Prediction,
-    mlp,
     regression_or_classification_loss,
     stack_predictions,
 )

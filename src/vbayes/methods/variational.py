@@ -27,22 +27,23 @@ import torch
 from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
-from vbayes.layers import LinearFlipout, LinearLRT, LinearReparam, kl_divergence
+from vbayes.layers import kl_divergence
+from vbayes.layers.registry import layer_class
 from vbayes.losses import kl_weight
+from vbayes.models.nets import mlp
 from vbayes.methods.base import (
     Method,
     Prediction,
-    mlp,
     regression_or_classification_loss,
     resolve_batch_size,
     stack_predictions,
     train_loop,
 )
-from vbayes.priors import Normal
+from vbayes.layers.priors import Normal
 
 
 class VariationalMethod(Method):
-    """Shared implementation; subclasses set ``layer``.
+    """Shared implementation; subclasses set ``estimator``.
 
     Options:
         prior_std: None: 1.0 for regression, 3.0 for classification.
@@ -73,7 +74,8 @@ class VariationalMethod(Method):
     standard error.
     """
 
-    layer: ClassVar[type[nn.Module]] = LinearReparam
+    estimator: ClassVar[str] = "reparam"
+    """The layer estimator (:mod:`vbayes.layers.registry`)."""
     noise_per_example: ClassVar[bool] = False
     """Whether each example of a batch gets its own weight noise: then the ``train_samples``
     draws of a step go through one pass over the repeated batch."""
@@ -107,7 +109,7 @@ class VariationalMethod(Method):
         if opt["prior_scaling"] not in ("fan_in", "none"):
             raise VBayesError(f"{self.name}: prior_scaling must be fan_in or none, got {opt['prior_scaling']!r}")
         std0 = float(opt["posterior_std_init"])
-        layer = type(self).layer
+        layer = layer_class(type(self).estimator)
 
         def linear(a: int, b: int) -> nn.Module:
             scale = prior_std / (math.sqrt(a) if opt["prior_scaling"] == "fan_in" else 1.0)
@@ -178,14 +180,14 @@ class BBBMethod(VariationalMethod):
     """Bayes by Backprop: one weight sample per minibatch (``LinearReparam``)."""
 
     name: ClassVar[str] = "bbb"
-    layer: ClassVar[type[nn.Module]] = LinearReparam
+    estimator: ClassVar[str] = "reparam"
 
 
 class FlipoutMethod(VariationalMethod):
     """Flipout: pseudo-independent weight perturbations per example (``LinearFlipout``)."""
 
     name: ClassVar[str] = "flipout"
-    layer: ClassVar[type[nn.Module]] = LinearFlipout
+    estimator: ClassVar[str] = "flipout"
     noise_per_example: ClassVar[bool] = True
 
 
@@ -193,6 +195,6 @@ class LRTMethod(VariationalMethod):
     """Local reparameterization: sampled pre-activations (``LinearLRT``)."""
 
     name: ClassVar[str] = "lrt"
-    layer: ClassVar[type[nn.Module]] = LinearLRT
+    estimator: ClassVar[str] = "lrt"
     noise_per_example: ClassVar[bool] = True
     independent_rows: ClassVar[bool] = True

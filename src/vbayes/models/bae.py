@@ -22,13 +22,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from vbayes.convert import to_bayesian
-from vbayes.elbo import elbo_loss
+from vbayes.layers.convert import to_bayesian
+from vbayes.losses import elbo_loss
 from vbayes.layers.base import kl_divergence
 from vbayes.models.likelihood import PixelLikelihood
 from vbayes.models.nets import build_networks
-from vbayes.priors import Normal
-from vbayes.sampling import sampling_mode
+from vbayes.layers.priors import Normal
+from vbayes.layers.sampling import sampling_mode
 
 DEFAULT_CHUNK_ROWS = 4096
 DEFAULT_POSTERIOR_STD = 0.05

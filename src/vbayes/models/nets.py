@@ -1,4 +1,5 @@
-"""Encoder and decoder networks shared by the VAE, the AE and the Bayesian AE.
+"""The network builders: :func:`mlp` (the one MLP builder) and the encoder and decoder networks
+shared by the VAE, the AE and the Bayesian AE.
 
 An *encoder body* maps images ``(B, C, H, W)`` to features ``(B, F)``; the model puts its own
 head on top (stochastic units for a VAE, a linear code for an AE). A *decoder* maps codes
@@ -7,11 +8,60 @@ head on top (stochastic units for a VAE, a linear code for an AE). A *decoder* m
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from torch import nn
 
+from vbayes.errors import VBayesError
+
 ARCHS = ("mlp", "conv")
+
+
+def activation_module(name: str) -> nn.Module:
+    """``nn.Module`` for an activation name: ``relu``, ``tanh``, ``gelu`` or ``elu``."""
+    table: dict[str, Callable[[], nn.Module]] = {
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "elu": nn.ELU,
+    }
+    if name not in table:
+        raise VBayesError(f"unknown activation {name!r}; choose one of: {', '.join(table)}")
+    return table[name]()
+
+
+def mlp(
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int,
+    *,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    input_dropout: bool = False,
+    linear: Callable[[int, int], nn.Module] = nn.Linear,
+    final_activation: bool = False,
+) -> nn.Sequential:
+    """A multi-layer perceptron ``in -> hidden... -> out`` built from ``linear(fan_in, fan_out)``.
+
+    With ``dropout > 0`` an ``nn.Dropout`` follows every hidden activation (MC dropout keeps it
+    active at prediction time), and with ``input_dropout`` one comes first, on the inputs (as in
+    Gal & Ghahramani's UCI networks); ``final_activation`` puts the activation after the output
+    layer too (an encoder body). Input ``(B, in_features)``, output ``(B, out_features)``. The one
+    MLP builder of vbayes: the inference methods, the auto-encoders' MLP networks, the digit
+    classifier and the benchmarks use it.
+    """
+    layers: list[nn.Module] = [nn.Dropout(dropout)] if input_dropout and dropout > 0 else []
+    width = in_features
+    for h in hidden:
+        layers.append(linear(width, h))
+        layers.append(activation_module(activation))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(linear(width, out_features))
+    if final_activation:
+        layers.append(activation_module(activation))
+    return nn.Sequential(*layers)
 
 
 def _hidden_sizes(hidden: int | Sequence[int]) -> list[int]:
@@ -35,12 +85,7 @@ def mlp_encoder(image_shape: Sequence[int], hidden: int | Sequence[int] = 400) -
     """
     c, h, w = _check_shape(image_shape)
     sizes = _hidden_sizes(hidden)
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = c * h * w
-    for size in sizes:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    return nn.Sequential(*layers), width
+    return nn.Sequential(nn.Flatten(), *mlp(c * h * w, sizes[:-1], sizes[-1], final_activation=True)), sizes[-1]
 
 
 def mlp_decoder(image_shape: Sequence[int], latent: int, hidden: int | Sequence[int] = 400) -> nn.Module:
@@ -52,13 +97,7 @@ def mlp_decoder(image_shape: Sequence[int], latent: int, hidden: int | Sequence[
     c, h, w = _check_shape(image_shape)
     if latent < 1:
         raise ValueError(f"latent must be >= 1, got {latent}")
-    layers: list[nn.Module] = []
-    width = latent
-    for size in reversed(_hidden_sizes(hidden)):
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    layers += [nn.Linear(width, c * h * w), nn.Unflatten(1, (c, h, w))]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*mlp(latent, list(reversed(_hidden_sizes(hidden))), c * h * w), nn.Unflatten(1, (c, h, w)))
 
 
 def _conv_grid(image_shape: Sequence[int]) -> tuple[int, int, int]:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from vbayes.heads import StochasticGaussian
+from vbayes.layers.heads import StochasticGaussian
 from vbayes.losses import diag_gaussian_log_prob, importance_weighted_log_likelihood, negative_elbo
 from vbayes.models.likelihood import PixelLikelihood, check_images
 from vbayes.models.nets import build_networks
