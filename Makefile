@@ -1,11 +1,12 @@
-# The two commands of the quick start: `make demo` and `make test`.
+# The two commands of the quick start: `make demo` and `make test`; `make examples` executes the
+# notebooks of examples/ into runs/examples/, `make docs` builds the site in runs/docs/.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= runs/demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test examples docs bench clean
 
 venv: $(STAMP)
 
@@ -19,6 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+examples: $(STAMP)
+	$(BIN)/python examples/run.py --out runs/examples
+
+docs: $(STAMP)
+	$(BIN)/python docs/build.py --out runs/docs --examples runs/examples
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
