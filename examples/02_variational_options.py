@@ -98,7 +98,10 @@ show(fig)
 
 # %% [markdown]
 # Only the variational weights (option 2) carry epistemic uncertainty, the dark band that
-# grows beyond the data; options 1 and 3 describe the noise around a single function.
+# grows beyond the data. Option 1 describes the noise around a single function. Option 3's
+# spread may also grow away from the data, but it is part of p(y|x): the model claims that the
+# *data* are noisy there, a claim that more data would not remove — it is not a posterior over
+# functions.
 #
 # ## The gradient-variance experiment
 #
