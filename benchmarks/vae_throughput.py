@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from vbayes.data import fixed_binarization, load
 from vbayes.models import VAE
 from vbayes.train import Trainer, TrainConfig, seed_everything
-from vbayes.vae_run import TEST_BINARIZATION_SEED, AutoencoderOptions, evaluate_vae, vae_loss_fn
+from vbayes.studies.autoencoders.vae_run import TEST_BINARIZATION_SEED, AutoencoderOptions, evaluate_vae, vae_loss_fn
 
 D, H, L = 784, 400, 20
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vbayes.analysis import (
+from vbayes.studies.autoencoders import (
     AmbiguityCounter,
     blend_changes,
     blend_smoothness,

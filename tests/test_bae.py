@@ -164,7 +164,7 @@ def test_bad_construction_and_input():
 
 
 def test_training_lowers_the_loss_and_repeats_exactly():
-    from vbayes.analysis.fit import fit_bae
+    from vbayes.studies.autoencoders.fit import fit_bae
     from vbayes.data import ImageData, load
     from vbayes.train import TrainConfig
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from test_train_common import same_weights, train_run
-from vbayes.checkpoint import FORMAT, VERSION, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from vbayes.train.checkpoint import FORMAT, VERSION, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from vbayes.errors import CheckpointError
 
 

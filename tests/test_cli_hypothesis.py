@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vbayes.cli import OneLineParser, build_parser
-from vbayes.commands._common import add_run_args, positive_float, positive_int
-from vbayes.config import ConfigError, config_values, read_config_file
+from vbayes.cli.commands._common import add_run_args, positive_float, positive_int
+from vbayes.cli.config import ConfigError, config_values, read_config_file
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

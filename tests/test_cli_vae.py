@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vbayes.cli import main
-from vbayes.runs import MARKER
+from vbayes.cli.runs import MARKER
 
 FAST = ["--data", "digits", "--hidden", "32", "--batch-size", "64", "--no-progress"]
 FIGURES = {"reconstructions", "samples", "latent_map", "manifold", "blending", "training_curves"}
@@ -120,14 +120,14 @@ def test_unwritable_out_and_existing_run(tmp_path, capsys, vae_run):
 
 
 def test_failure_mid_run_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
-    import vbayes.vae_report
-    import vbayes.vae_run
+    import vbayes.studies.autoencoders.vae_report
+    import vbayes.studies.autoencoders.vae_run
     from vbayes.errors import VBayesError
 
     def broken(*args, **kwargs):
         raise VBayesError("simulated failure while writing the report")
 
-    monkeypatch.setattr(vbayes.vae_report, "write_autoencoder_report", broken)
+    monkeypatch.setattr(vbayes.studies.autoencoders.vae_report, "write_autoencoder_report", broken)
     fresh = tmp_path / "fresh"
     assert main(["ae", *FAST, "--epochs", "1", "--out", str(fresh)]) == 2
     assert _files(fresh) == {"last.pt", MARKER}  # only the last good epoch, to --resume from
@@ -145,7 +145,7 @@ def test_failure_mid_run_leaves_nothing_half_written(tmp_path, monkeypatch, caps
     assert (old / "last.pt").read_text() == "old"
     assert "simulated failure" in capsys.readouterr().err
     # a failure before the first epoch ends leaves nothing at all
-    monkeypatch.setattr(vbayes.vae_run, "ae_loss_fn", broken)
+    monkeypatch.setattr(vbayes.studies.autoencoders.vae_run, "ae_loss_fn", broken)
     fresh = tmp_path / "fresh2"
     assert main(["ae", *FAST, "--epochs", "1", "--out", str(fresh)]) == 2
     assert not fresh.exists()

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from vbayes.analysis.ambiguous import Ambiguity
-from vbayes.analysis.compare import choose_inputs, compare_autoencoders
-from vbayes.analysis.latent import knn_accuracy, latent_moments, silhouette
-from vbayes.analysis.views import AutoencoderView, blend_pairs, expected_recon_nll, measure_latent_space
+from vbayes.studies.autoencoders.ambiguous import Ambiguity
+from vbayes.studies.autoencoders.compare import choose_inputs, compare_autoencoders
+from vbayes.studies.autoencoders.latent import knn_accuracy, latent_moments, silhouette
+from vbayes.studies.autoencoders.views import AutoencoderView, blend_pairs, expected_recon_nll, measure_latent_space
 from vbayes.cli import main
 from vbayes.data import ImageData, load
 from vbayes.errors import VBayesError

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from test_train_common import curves, make_model, mse_loss, regression_data
-from vbayes.checkpoint import load_checkpoint
-from vbayes.distributed import env_info, launch_local, shard_indices
+from vbayes.train.checkpoint import load_checkpoint
+from vbayes.train.distributed import env_info, launch_local, shard_indices
 from vbayes.errors import VBayesError
 from vbayes.train import TrainConfig, Trainer
 
@@ -100,7 +100,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
 def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from vbayes.commands._common import prepare_out
+    from vbayes.cli.commands._common import prepare_out
 
     run = tmp_path / "run"
     run.mkdir()
@@ -117,7 +117,7 @@ def test_prepare_out_on_a_nonzero_rank_writes_elsewhere(tmp_path: Path, monkeypa
     (run / "config.json").write_text("{}")
     with pytest.raises(VBayesError, match="already holds a run"):  # every rank fails alike
         prepare_out(run, overwrite=False)
-    from vbayes.runs import RESUME_RECORD, release_out
+    from vbayes.cli.runs import RESUME_RECORD, release_out
 
     stages = run / ".staging-x"  # a run in stages (compare-ae, uq): every rank resumes its finished stages
     (stages / "ae").mkdir(parents=True)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from vbayes.bench.gradvar import ESTIMATORS, bayesian_mlp, gradient_variance, loglog_slope, plot
+from vbayes.cli.bench.gradvar import ESTIMATORS, bayesian_mlp, gradient_variance, loglog_slope, plot
 
 
 @pytest.fixture(scope="module")

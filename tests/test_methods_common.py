@@ -10,7 +10,7 @@ import torch
 
 from vbayes.errors import VBayesError
 from vbayes.methods import METHOD_NAMES, get_method
-from vbayes.predictive import ClassificationPrediction, RegressionPrediction
+from vbayes.methods.predictive import ClassificationPrediction, RegressionPrediction
 
 # tiny settings so that the whole file runs in seconds
 FAST: dict[str, dict] = {

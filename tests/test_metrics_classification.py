@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from vbayes.metrics import CLASSIFICATION, classification as C
-from vbayes.predictive import ClassificationPrediction
+from vbayes.methods.predictive import ClassificationPrediction
 
 
 def P(probs: list) -> ClassificationPrediction:  # noqa: N802

@@ -10,7 +10,7 @@ import torch
 from scipy import integrate, optimize, stats
 
 from vbayes.metrics import REGRESSION, regression as R
-from vbayes.predictive import RegressionPrediction
+from vbayes.methods.predictive import RegressionPrediction
 
 
 def mixture(seed: int = 0, s: int = 3, n: int = 7) -> tuple[RegressionPrediction, torch.Tensor]:

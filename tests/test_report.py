@@ -20,7 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from vbayes import __version__  # noqa: E402
 from vbayes import plots as P  # noqa: E402
-from vbayes._report_html import format_cell, format_number  # noqa: E402
+from vbayes.report.html import format_cell, format_number  # noqa: E402
 from vbayes.report import Report  # noqa: E402
 
 from browser import chromium_path, render_report  # noqa: E402

@@ -17,8 +17,9 @@ from torch import nn
 
 from test_train_common import curves, make_model, mse_loss, regression_data, same_weights, train_run
 from vbayes import cli
-from vbayes.checkpoint import find_last_checkpoint, load_checkpoint
-from vbayes.commands._common import add_run_args, positive_int, prepare_out
+from vbayes.cli import entry as cli_main
+from vbayes.train.checkpoint import find_last_checkpoint, load_checkpoint
+from vbayes.cli.commands._common import add_run_args, positive_int, prepare_out
 from vbayes.errors import VBayesError
 from vbayes.train import StepContext, TrainConfig, Trainer
 
@@ -132,14 +133,14 @@ def _toy_run(args: Any) -> int:
 
 @pytest.fixture
 def toy_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cli.discover
+    real = cli_main.discover
 
     def discover(package: str, subparsers: Any) -> None:
         real(package, subparsers)
-        if package == "vbayes.commands":
+        if package == "vbayes.cli.commands":
             _toy_register(subparsers)
 
-    monkeypatch.setattr(cli, "discover", discover)
+    monkeypatch.setattr(cli_main, "discover", discover)
 
 
 def test_vbayes_resume_finishes_an_interrupted_run(tmp_path: Path, toy_cli: None, capsys: Any) -> None:

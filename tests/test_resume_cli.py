@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 import torch
 
-from vbayes import cli, vae_report, vae_run
-from vbayes.checkpoint import load_checkpoint
-from vbayes.runs import MARKER
+from vbayes import cli
+from vbayes.studies.autoencoders import vae_report, vae_run
+from vbayes.train.checkpoint import load_checkpoint
+from vbayes.cli.runs import MARKER
 
 EPOCHS = 16  # 20 steps of 64 digits per epoch
 ARGS = ["vae", "--data", "digits", "--hidden", "32", "--batch-size", "64", "--epochs", str(EPOCHS),

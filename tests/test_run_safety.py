@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
-from vbayes import cli, runs, vae_report
-from vbayes.runs import MARKER, StagedRun, claim_out, recover_commit, release_out
+from vbayes import cli
+from vbayes.cli import runs
+from vbayes.studies.autoencoders import vae_report
+from vbayes.cli.runs import MARKER, StagedRun, claim_out, recover_commit, release_out
 
 AE = ["ae", "--data", "digits", "--hidden", "16", "--batch-size", "128", "--epochs", "1", "--no-progress"]
 UQ = ["uq", "--data", "toy-gap", "--methods", "output", "--epochs", "1", "--no-progress"]
@@ -166,7 +168,7 @@ def test_failing_report_of_an_overwrite_run_keeps_the_previous_run(
 
 
 def test_sigint_during_uq_leaves_no_empty_out(tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vbayes.uq import experiment
+    from vbayes.studies.uq import experiment
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
@@ -331,7 +333,7 @@ def test_uq_interrupted_keeps_finished_methods_and_resumes(
 ) -> None:
     """Ctrl-C in the 2nd stage (toy: 2nd method; UCI: split 1): resume fits only what was left."""
     from test_uci import write_layout
-    from vbayes.uq import stages
+    from vbayes.studies.uq import stages
 
     argv = ["uq", "--data", data, "--methods", "output,dropout", "--epochs", "2", "--no-progress"]
     if data == "uci":
@@ -367,8 +369,8 @@ def test_demo_interrupted_in_its_uq_part_keeps_models_and_methods(
     tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import vbayes.data
-    from vbayes.commands import demo
-    from vbayes.uq import stages
+    from vbayes.cli.commands import demo
+    from vbayes.studies.uq import stages
 
     real_load = vbayes.data.load
     monkeypatch.setattr(vbayes.data, "load",

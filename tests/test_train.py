@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from test_train_common import curves, make_model, mse_loss, regression_data, same_weights, train_run
-from vbayes.checkpoint import load_checkpoint
+from vbayes.train.checkpoint import load_checkpoint
 from vbayes.errors import DataError, TrainingDiverged
 from vbayes.train import StepContext, TrainConfig, Trainer
 
@@ -244,7 +244,7 @@ def test_loss_raising_on_poisoned_weights_is_reported_as_divergence(tmp_path: Pa
 
 
 def test_epoch_accumulator_pools_and_finds_the_first_bad_step() -> None:
-    from vbayes.training.steps import EpochAccumulator
+    from vbayes.train.steps import EpochAccumulator
 
     acc = EpochAccumulator(4, torch.device("cpu"))
     for i, (loss, n) in enumerate([(1.0, 10), (2.0, 10), (4.0, 5), (math.inf, 0)]):

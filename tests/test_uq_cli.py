@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-import vbayes.uq.pipeline as pipeline
+import vbayes.studies.uq.pipeline as pipeline
 from vbayes.cli import main
 from vbayes.data.toy import load_moons, load_toy_gap
-from vbayes.predictive import ClassificationPrediction, RegressionPrediction
-from vbayes.uq import aggregate, run_methods
-from vbayes.uq.report import gap_text, uci_summary
+from vbayes.methods.predictive import ClassificationPrediction, RegressionPrediction
+from vbayes.studies.uq import aggregate, run_methods
+from vbayes.studies.uq.report import gap_text, uci_summary
 
 REG_KEYS = {"rmse", "nll", "crps", "picp95", "mpiw95", "miscalibration_area", "fit_seconds", "predict_seconds"}
 CLS_KEYS = {"accuracy", "nll", "brier", "ece", "auroc_entropy", "auroc_mi", "fit_seconds", "predict_seconds"}
@@ -225,7 +225,7 @@ def test_real_methods_through_the_pipeline() -> None:
 
 def test_run_toy_comparison_adds_to_a_given_report(tmp_path: Path) -> None:
     from vbayes.report import Report
-    from vbayes.uq import run_toy_comparison
+    from vbayes.studies.uq import run_toy_comparison
 
     report = Report("demo")
     metrics = run_toy_comparison(["output", "ensemble"], data="cubic", report=report, factory=StandIn)
@@ -235,7 +235,7 @@ def test_run_toy_comparison_adds_to_a_given_report(tmp_path: Path) -> None:
 
 
 def test_ood_text_reads_the_numbers() -> None:
-    from vbayes.uq.report import ood_text
+    from vbayes.studies.uq.report import ood_text
 
     text = ood_text({"output": {"auroc_entropy": 0.3, "auroc_mi": 0.5},
                      "ensemble": {"auroc_entropy": 0.6, "auroc_mi": 0.9}, "hmc": {"error": "x"}})

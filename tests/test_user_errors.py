@@ -18,8 +18,8 @@ from torch import nn
 from test_data import make_idx_dir, write_idx
 from test_uci import write_layout
 from vbayes import cli
-from vbayes.checkpoint import load_checkpoint, save_checkpoint
-from vbayes.runs import MARKER
+from vbayes.train.checkpoint import load_checkpoint, save_checkpoint
+from vbayes.cli.runs import MARKER
 
 VAE = ["vae", "--data", "digits", "--hidden", "16", "--batch-size", "128", "--epochs", "1", "--no-progress"]
 AE = ["ae", "--data", "digits", "--hidden", "16", "--batch-size", "128", "--epochs", "1", "--no-progress"]

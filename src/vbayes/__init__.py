@@ -21,7 +21,7 @@ from vbayes.layers.sampling import frozen_sample, sampling_mode
 from vbayes.losses import elbo_loss
 from vbayes.models import AE, VAE, BayesianAE
 from vbayes.train import Trainer, TrainConfig, TrainResult, StepContext, seed_everything
-from vbayes.checkpoint import load_checkpoint
+from vbayes.train.checkpoint import load_checkpoint
 
 _LAZY = ("data", "methods", "metrics", "plots")
 

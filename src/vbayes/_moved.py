@@ -1,8 +1,8 @@
 """Old import paths of modules that moved, kept as aliases for one release (0.2 drops them).
 
 ``import vbayes.priors`` (say) returns the module ``vbayes.layers.priors`` itself, so code written
-against 0.1 keeps working; new code should use the new paths (listed in :data:`MOVED` and in the
-README's layout section).
+against 0.1 keeps working; new code should use the new paths (listed in :data:`MOVED`, :data:`MOVED_PACKAGES` and in
+the README's layout section).
 """
 
 from __future__ import annotations
@@ -21,20 +21,52 @@ MOVED: dict[str, str] = {
     "vbayes.sampling": "vbayes.layers.sampling",
     "vbayes.predict": "vbayes.layers.predict",
     "vbayes.elbo": "vbayes.losses",
+    "vbayes.checkpoint": "vbayes.train.checkpoint",
+    "vbayes.distributed": "vbayes.train.distributed",
+    "vbayes.training": "vbayes.train",
+    "vbayes.training.logs": "vbayes.train.logs",
+    "vbayes.training.steps": "vbayes.train.steps",
+    "vbayes.training.types": "vbayes.train.types",
+    "vbayes._report_html": "vbayes.report.html",
+    "vbayes.vae_run": "vbayes.studies.autoencoders.vae_run",
+    "vbayes.vae_report": "vbayes.studies.autoencoders.vae_report",
+    "vbayes.predictive": "vbayes.methods.predictive",
+    "vbayes.io": "vbayes.files",
+    "vbayes.config": "vbayes.cli.config",
+    "vbayes.runs": "vbayes.cli.runs",
 }
 """Old module name -> new module name."""
+
+MOVED_PACKAGES: dict[str, str] = {
+    "vbayes.analysis": "vbayes.studies.autoencoders",
+    "vbayes.uq": "vbayes.studies.uq",
+    "vbayes.commands": "vbayes.cli.commands",
+    "vbayes.bench": "vbayes.cli.bench",
+}
+"""Old package -> new package; their submodules move with them (``vbayes.uq.pipeline`` ->
+``vbayes.studies.uq.pipeline``)."""
+
+
+def new_name(name: str) -> str | None:
+    """The current name of the module once called ``name``, or None if it did not move."""
+    if name in MOVED:
+        return MOVED[name]
+    for old, new in MOVED_PACKAGES.items():
+        if name == old or name.startswith(old + "."):
+            return new + name[len(old):]
+    return None
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module name to the module at its new path."""
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
-        if name not in MOVED:
+        if new_name(name) is None:
             return None
         return importlib.util.spec_from_loader(name, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        module = importlib.import_module(MOVED[spec.name])
+        module = importlib.import_module(new_name(spec.name))  # type: ignore[arg-type]
         self._saved = (module.__spec__, module.__loader__)  # the import system overwrites them next
         return module
 

@@ -2,8 +2,8 @@
 
 A :class:`Method` is built with ``(task, n_classes, hidden, epochs, seed, **options)``, fitted
 with ``fit(x, y)`` and queried with ``predict(x)``, which returns a
-:class:`~vbayes.predictive.RegressionPrediction` (regression) or a
-:class:`~vbayes.predictive.ClassificationPrediction` (classification).
+:class:`~vbayes.methods.predictive.RegressionPrediction` (regression) or a
+:class:`~vbayes.methods.predictive.ClassificationPrediction` (classification).
 
 Seeds: ``fit`` and ``predict`` each run inside a forked torch RNG seeded from ``seed``, so the
 same seed gives bit-identical fits and predictions, and the caller's global RNG is untouched.
@@ -28,7 +28,7 @@ from vbayes.errors import VBayesError
 from vbayes.losses import gaussian_nll
 from vbayes.models.nets import mlp
 from vbayes.methods.noise import NoiseModel, check_noise
-from vbayes.predictive import ClassificationPrediction, RegressionPrediction
+from vbayes.methods.predictive import ClassificationPrediction, RegressionPrediction
 
 TASKS = ("regression", "classification")
 PRIOR_STD = {"regression": 1.0, "classification": 3.0}

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
-from vbayes.predictive import RegressionPrediction
+from vbayes.methods.predictive import RegressionPrediction
 from vbayes.methods.base import Method, Prediction, seeded, stack_predictions
 from vbayes.methods.noise import NoiseModel
 from vbayes.methods.output import train_point_network

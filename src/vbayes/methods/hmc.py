@@ -40,7 +40,7 @@ from vbayes.methods.base import Method, Prediction
 from vbayes.methods.diagnostics import summarize
 from vbayes.methods.noise import check_noise
 from vbayes.methods.hmc_sampler import sample_hmc
-from vbayes.predictive import ClassificationPrediction, RegressionPrediction
+from vbayes.methods.predictive import ClassificationPrediction, RegressionPrediction
 
 _ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": F.gelu, "elu": F.elu}
 

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from vbayes.errors import VBayesError
-from vbayes.predictive import RegressionPrediction
+from vbayes.methods.predictive import RegressionPrediction
 from vbayes.models.nets import mlp
 from vbayes.methods.base import (
     Method,

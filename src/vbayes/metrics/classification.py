@@ -1,7 +1,7 @@
 """Classification metrics of a sampled predictive.
 
 Metrics have the signature ``f(pred, y) -> float`` where ``pred`` is a
-:class:`~vbayes.predictive.ClassificationPrediction` (``probs`` of shape ``(S, N, C)``) and
+:class:`~vbayes.methods.predictive.ClassificationPrediction` (``probs`` of shape ``(S, N, C)``) and
 ``y`` the ``(N,)`` int64 labels. They score the posterior predictive ``mean_s probs``.
 Per-input uncertainties (:func:`predictive_entropy`, :func:`mutual_information`) return
 ``(N,)`` tensors in nats.
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vbayes.predictive import ClassificationPrediction
+from vbayes.methods.predictive import ClassificationPrediction
 
 _EPS = 1e-12
 

@@ -1,7 +1,7 @@
 """Regression metrics of a Gaussian-mixture predictive.
 
 Every metric has the signature ``f(pred, y) -> float`` where ``pred`` is a
-:class:`~vbayes.predictive.RegressionPrediction` (an equal-weight mixture of S Gaussians per
+:class:`~vbayes.methods.predictive.RegressionPrediction` (an equal-weight mixture of S Gaussians per
 input, ``mu`` and ``sigma`` of shape ``(S, N)``) and ``y`` is the ``(N,)`` tensor of targets,
 both on the same (original) scale. Scores are averages over the N inputs, in the units of ``y``
 (RMSE, CRPS, MPIW), nats per example (NLL) or proportions (PICP, calibration).
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vbayes.predictive import RegressionPrediction
+from vbayes.methods.predictive import RegressionPrediction
 
 _LOG_2PI = math.log(2 * math.pi)
 

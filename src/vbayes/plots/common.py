@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vbayes.io import atomic_write_bytes
+from vbayes.files import atomic_write_bytes
 
 #: Resolution of rendered PNGs (dots per inch). Reports show them at 96 CSS px per inch,
 #: so they stay sharp on high-density screens.

@@ -1,0 +1,178 @@
+"""``vbayes bench layers``: time of one training step of Bayesian nets vs ``nn.Linear`` / ``nn.Conv2d``.
+
+One step = forward, KL, backward and an Adam update. Every variant of a table is built in this
+process and timed interleaved (round robin, a few steps each), and the table reports the
+median step time and its ratio to the deterministic baseline measured alongside it. IntelLabs'
+``bayesian-torch`` is included when it can be imported (``pip install --no-deps bayesian-torch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vbayes.cli.commands._common import positive_int
+from vbayes.layers import kl_divergence
+from vbayes.layers.registry import layer_class
+from vbayes.models.nets import mlp
+
+DATASET_SIZE = 60_000  # the KL is scaled by 1 / N as in an ELBO on MNIST
+
+def _vbayes_layer(kind: str, op: type[nn.Module]) -> type[nn.Module]:
+    """The vbayes layer of ``kind`` ("vbayes reparam" / "vbayes flipout" / "vbayes lrt") for ``op``."""
+    return layer_class(kind.split()[-1], op)
+
+
+def _bayesian_torch() -> tuple[object | None, str]:
+    try:
+        import bayesian_torch.layers as bl  # type: ignore[import-not-found]
+    except Exception as err:  # noqa: BLE001 - any import failure means "not available"
+        return None, f"{type(err).__name__}: {err}".splitlines()[0]
+    return bl, ""
+
+
+class _BTNet(nn.Module):
+    """A stack of bayesian-torch layers (they return ``(out, kl)``) with ReLU in between."""
+
+    def __init__(self, layers: list[nn.Module], head: Callable[[Tensor], Tensor] | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.head = head
+        self.kl: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        kl = 0.0
+        for i, layer in enumerate(self.layers):
+            if not _is_bt(layer):  # e.g. nn.Flatten
+                x = layer(x)
+                continue
+            x, k = layer(x)
+            kl = kl + k
+            if i < len(self.layers) - 1 and _is_bt(layer):
+                x = torch.relu(x)
+                if x.dim() == 4:
+                    x = F.max_pool2d(x, 2)
+        self.kl = kl  # type: ignore[assignment]
+        return x
+
+
+def _is_bt(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("bayesian_torch")
+
+
+def mlp(kind: str, bl: object | None) -> nn.Module:
+    """784-400-400-10 classifier for ``kind`` ("nn.Linear", "vbayes <est>", "bayesian-torch <est>")."""
+    sizes = [(784, 400), (400, 400), (400, 10)]
+    if kind == "nn.Linear":
+        return mlp(784, (400, 400), 10)
+    if kind.startswith("vbayes"):
+        return mlp(784, (400, 400), 10, linear=_vbayes_layer(kind, nn.Linear))
+    cls = bl.LinearReparameterization if kind.endswith("reparam") else bl.LinearFlipout  # type: ignore[union-attr]
+    return _BTNet([cls(i, o) for i, o in sizes])
+
+
+def convnet(kind: str, bl: object | None) -> nn.Module:
+    """conv(1->16, 3x3) - pool - conv(16->32, 3x3) - pool - linear(32*7*7 -> 10) on 28x28 inputs."""
+    if kind == "nn.Linear":
+        conv, lin = nn.Conv2d, nn.Linear
+    elif kind.startswith("vbayes"):
+        conv, lin = _vbayes_layer(kind, nn.Conv2d), _vbayes_layer(kind, nn.Linear)
+    else:
+        reparam = kind.endswith("reparam")
+        c = bl.Conv2dReparameterization if reparam else bl.Conv2dFlipout  # type: ignore[union-attr]
+        li = bl.LinearReparameterization if reparam else bl.LinearFlipout  # type: ignore[union-attr]
+        return _BTNet([c(1, 16, 3, padding=1), c(16, 32, 3, padding=1), nn.Flatten(), li(32 * 7 * 7, 10)])
+    return nn.Sequential(conv(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         conv(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), lin(32 * 7 * 7, 10))
+
+
+def make_step(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[], None]:
+    """A closure doing one ELBO training step (cross-entropy + KL / N, Adam)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        if isinstance(model, _BTNet):
+            loss = loss + model.kl / DATASET_SIZE  # type: ignore[operator]
+        else:
+            kl = kl_divergence(model)
+            if kl.requires_grad:
+                loss = loss + kl / DATASET_SIZE
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def time_interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, float]:
+    """Median seconds per call of each closure, timed round robin (warm-up round excluded)."""
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(rounds + 1):
+        for name, fn in steps.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                if r:
+                    times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run_table(net: str, batch: int, threads: int, kinds: list[str], bl: object | None,
+              rounds: int, per_round: int) -> dict[str, float]:
+    """Median step seconds of every kind for one (network, batch, threads) setting."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    shape = (batch, 784) if net == "mlp" else (batch, 1, 28, 28)
+    x = torch.rand(shape, generator=gen)
+    y = torch.randint(0, 10, (batch,), generator=gen)
+    build = mlp if net == "mlp" else convnet
+    steps = {k: make_step(build(k, bl), x, y) for k in kinds}
+    return time_interleaved(steps, rounds, per_round)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("layers", help="step time of Bayesian layers vs nn.Linear / nn.Conv2d")
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[128, 512])
+    parser.add_argument("--rounds", type=positive_int, default=20, help="round-robin rounds (default 20)")
+    parser.add_argument("--per-round", type=positive_int, default=2,
+                        help="steps per variant per round (default 2)")
+    parser.add_argument("--no-conv", action="store_true", help="skip the conv-net table")
+    parser.add_argument("--no-bayesian-torch", action="store_true", help="leave bayesian-torch out")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bl, why = (None, "left out (--no-bayesian-torch)") if args.no_bayesian_torch else _bayesian_torch()
+    kinds = ["nn.Linear", "vbayes reparam", "vbayes lrt", "vbayes flipout"]
+    if bl is not None:
+        kinds += ["bayesian-torch reparam", "bayesian-torch flipout"]
+    all_threads = torch.get_num_threads()
+    thread_counts = sorted({1, all_threads})
+    settings = [("mlp", b, t) for b in args.batch_sizes for t in thread_counts]
+    if not args.no_conv:
+        settings += [("conv", 128, t) for t in thread_counts]
+    print(f"torch {torch.__version__}, {all_threads} threads available; "
+          f"bayesian-torch: {'included' if bl is not None else 'not importable (' + why + ')'}")
+    print("step = forward + KL + backward + Adam; median of interleaved steps; ratio to the deterministic net\n")
+    header = f"{'net':<5} {'batch':>5} {'thr':>3}  " + "  ".join(f"{k:>22}" for k in kinds)
+    print(header)
+    print("-" * len(header))
+    try:
+        for net, batch, threads in settings:
+            med = run_table(net, batch, threads, kinds, bl, args.rounds, args.per_round)
+            base = med["nn.Linear"]
+            cells = [f"{med[k] * 1e3:8.2f} ms ({med[k] / base:4.2f}x)" for k in kinds]
+            print(f"{net:<5} {batch:>5} {threads:>3}  " + "  ".join(f"{c:>22}" for c in cells), flush=True)
+    finally:
+        torch.set_num_threads(all_threads)
+    print("\nnn.Linear column: the deterministic baseline (nn.Linear / nn.Conv2d), ratio 1.00x by definition.")
+    return 0

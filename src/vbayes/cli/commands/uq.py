@@ -1,0 +1,110 @@
+"""``vbayes uq``: compare inference methods on one data set; writes metrics.json, figures and report.html."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+
+from vbayes.cli.commands._common import add_run_args, positive_float, positive_int, prepare_out
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"hidden widths must be >= 1, got {text!r}")
+    return widths
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from vbayes.methods.noise import NOISE_KINDS
+    from vbayes.studies.uq.experiment import DATA_SETS
+
+    parser = subparsers.add_parser(
+        "uq", help="compare inference methods (uncertainty, calibration, UCI benchmark)",
+        description="Run inference methods on one data set and score them with the same metrics.",
+    )
+    parser.add_argument("--data", required=True, metavar="NAME", help=f"one of: {', '.join(DATA_SETS)}")
+    parser.add_argument("--methods", default="all", help="'all' or comma-separated method names (default all)")
+    parser.add_argument("--splits", type=positive_int, default=None, help="UCI: run the first N splits (default all)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: each method's)")
+    parser.add_argument("--hidden", type=_hidden, default=None,
+                        help="hidden widths, e.g. 50 or 100,100 (default 50; UCI: n_hidden.txt)")
+    parser.add_argument("--noise", choices=NOISE_KINDS, default=None,
+                        help="regression noise of every method (default: each method's; hmc takes homoscedastic "
+                        "or fixed)")
+    parser.add_argument("--noise-std", type=positive_float, default=None, metavar="STD",
+                        help="the known noise std with --noise fixed, else the learned noise's initial value; in "
+                        "the targets' units")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_run_args(parser, default_out="runs/uq", resumable=True)
+    parser.set_defaults(func=run)
+
+
+def repeat_command(args: argparse.Namespace) -> str:
+    """The command line that repeats (or, with --resume, continues) this run: every option, absolute --data-dir."""
+    parts = ["vbayes", "uq", "--data", args.data, "--methods", args.methods, "--seed", str(args.seed),
+             "--device", args.device, "--out", str(args.out)]  # fmt: skip
+    for flag, value in (("--splits", args.splits), ("--epochs", args.epochs), ("--noise", args.noise),
+                        ("--noise-std", args.noise_std), ("--hidden", args.hidden and ",".join(map(str, args.hidden))),
+                        ("--data-dir", args.data_dir and os.path.abspath(args.data_dir))):  # fmt: skip
+        if value is not None:
+            parts += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return shlex.join(parts + ["--no-progress"] * args.no_progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vbayes.cli.commands._common import resolve_device
+    from vbayes.studies.uq.experiment import REGRESSION_SETS, load_experiment_data
+    from vbayes.studies.uq.pipeline import resolve_methods
+
+    from vbayes.errors import VBayesError
+
+    if resolve_device(args.device).type != "cpu":
+        raise VBayesError("vbayes uq runs on the CPU only (the inference methods take no device); drop --device")
+    methods = resolve_methods(args.methods)
+    if args.noise == "fixed" and args.noise_std is None:
+        raise VBayesError("--noise fixed needs --noise-std (the known noise std, in the targets' units)")
+    load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
+    if (args.noise or args.noise_std) and args.data not in (*REGRESSION_SETS, 'uci'):
+        raise VBayesError(f"--noise and --noise-std apply to regression data ({', '.join((*REGRESSION_SETS, 'uci'))})")
+    from vbayes.cli.runs import STAGES, stage_run
+    from vbayes.studies.uq.experiment import run_uq
+
+    created = not os.path.exists(args.out)
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    command = repeat_command(args)
+    # the previous run stays until this one has finished; finished methods stay for --resume
+    with stage_run(out, created, args.resume, args.overwrite, command) as staged:
+        metrics = run_uq(
+            args.data, methods, staged.staging, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs,
+            seed=args.seed, hidden=args.hidden, progress=not args.no_progress, noise=args.noise,
+            noise_std=args.noise_std, command=command, stage_dir=staged.staging / STAGES,
+        )
+    failed = [k for k, m in metrics.items() if "error" in m]
+    for line in summary_lines(metrics):
+        print(line)
+    print(f"wrote {out / 'metrics.json'}, {out / 'report.html'} ({len(metrics) - len(failed)} methods ok"
+          + (f"; failed: {', '.join(failed)}" if failed else "") + ")")
+    return 0
+
+
+SUMMARY_KEYS = ("rmse", "nll", "picp95", "gap_epistemic_ratio", "extrapolation_epistemic_ratio",
+                "accuracy", "ece", "auroc_mi", "elbo", "rhat_max", "fit_seconds")  # fmt: skip
+
+
+def summary_lines(metrics: dict[str, dict[str, object]]) -> list[str]:
+    """One table row per method with the headline figures present in ``metrics`` (UCI: split means)."""
+    keys = [k for k in SUMMARY_KEYS if any(isinstance(m.get(k), (int, float)) for m in metrics.values())]
+    short = {"gap_epistemic_ratio": "gap_ratio", "extrapolation_epistemic_ratio": "beyond_ratio"}
+    lines = [f"{'method':<10}" + "".join(f"{short.get(k, k):>13}" for k in keys)]
+    for name, m in metrics.items():
+        if "error" in m:
+            lines.append(f"{name:<10} failed: {m['error']}")
+            continue
+        cells = [m.get(k) for k in keys]
+        lines.append(f"{name:<10}" + "".join(f"{c:>13.4g}" if isinstance(c, (int, float)) else f"{'-':>13}" for c in cells))
+    return lines

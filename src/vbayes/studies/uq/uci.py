@@ -1,0 +1,88 @@
+"""The UCI benchmark: every method on each standard split, means with standard errors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from vbayes.data.uci import UCIData
+from vbayes.errors import VBayesError
+from vbayes.studies.uq.pipeline import MethodFactory, MethodResult
+from vbayes.studies.uq.stages import run_methods_in_stages
+
+#: keys that are not averaged over splits
+_NOT_AVERAGED = {"error", "splits", "errors"}
+
+
+def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over splits of every numeric figure, with a ``<key>_se`` twin (sample std / sqrt(n),
+    ``None`` for one split) and ``splits`` (how many succeeded). HMC diagnostics also get their
+    worst case over splits: ``rhat_max_max``, ``ess_min_min``, ``divergences_sum``. Failed splits are listed in
+    ``errors``; when all failed the result is ``{"error": first message, "splits": 0}``."""
+    ok = [m for m in per_split if "error" not in m]
+    failed = [m["error"] for m in per_split if "error" in m]
+    if not ok:
+        return {"error": failed[0] if failed else "no splits ran", "splits": 0}
+    out: dict[str, Any] = {}
+    keys = [k for k in ok[0] if k not in _NOT_AVERAGED]
+    for key in keys:
+        values = [m.get(key) for m in ok]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        vals = [float(v) for v in values]
+        n = len(vals)
+        mean = sum(vals) / n
+        out[key] = mean
+        if n > 1:
+            var = sum((v - mean) ** 2 for v in vals) / (n - 1)
+            out[f"{key}_se"] = math.sqrt(var / n)
+        else:
+            out[f"{key}_se"] = None
+    for key, worst in (("rhat_max", max), ("ess_min", min), ("divergences", sum)):
+        vals = [m[key] for m in ok if isinstance(m.get(key), (int, float))]
+        if vals:
+            out[f"{key}_{worst.__name__}"] = worst(vals)  # worst chain over all splits
+    out["splits"] = len(ok)
+    if failed:
+        out["errors"] = failed
+    return out
+
+
+def run_uci(
+    uci: UCIData,
+    methods: Sequence[str],
+    factory: MethodFactory | None = None,
+    *,
+    splits: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    hidden: Sequence[int] | None = None,
+    progress: bool = True,
+    noise: str | None = None,
+    noise_std: float | None = None,
+    stage_dir: Any = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, MethodResult]]:
+    """Run ``methods`` on the first ``splits`` standard splits (all when ``None``).
+
+    Hidden width defaults to the protocol's (``n_hidden.txt``, one layer); the seed of split k
+    is ``seed + k``. With ``stage_dir`` each method's result on each split is kept there
+    (``split<k>-<method>.pt``) and not fitted again. Returns ``(metrics, first_split_results)``:
+    per-method aggregates (see :func:`aggregate`) and the full results of split 0 (kept for
+    calibration plots).
+    """
+    n = uci.n_splits if splits is None else splits
+    if not 1 <= n <= uci.n_splits:
+        raise VBayesError(f"--splits {n} out of range: {uci.name} has {uci.n_splits} splits")
+    hidden = tuple(hidden) if hidden is not None else (uci.n_hidden,)
+    per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    first: dict[str, MethodResult] = {}
+    for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
+        results = run_methods_in_stages(methods, uci.split(k), factory, stage_dir, f"split{k}-", progress=progress,
+                                        hidden=hidden, epochs=epochs, seed=seed + k, noise=noise, noise_std=noise_std)
+        for name, res in results.items():
+            per_method[name].append(res.metrics)
+        if k == 0:
+            first = results
+    return {name: aggregate(ms) for name, ms in per_method.items()}, first
