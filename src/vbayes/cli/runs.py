@@ -168,7 +168,7 @@ class StagedRun:
         where ``--resume`` finds it. ``out`` is removed too when this run created it and nothing
         else is there.
         """
-        if self.command is not None and any(p.name != RESUME_RECORD for p in self.staging.iterdir()):
+        if self.command is not None and any(p.is_file() and p.name != RESUME_RECORD for p in self.staging.rglob("*")):
             return  # finished stages stay in the staging folder, for --resume
         last = self.staging / "last.pt"
         if last.is_file() and (self.out / "metrics.json").exists():
