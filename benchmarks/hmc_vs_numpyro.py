@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from vbayes.cli.bench.mcmc import cubic_standardised
+from vbayes.data.toy import cubic_standardised
 from vbayes.methods import get_method
 from vbayes.methods.diagnostics import summarize
 

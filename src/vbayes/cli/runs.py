@@ -299,19 +299,6 @@ def restore_run_files(last: str | os.PathLike[str], folder: str | os.PathLike[st
         write_log_csv(target / "log.csv", data["history"])
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with tuples as lists, paths as strings and non-finite floats as ``None``."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
 # ------------------------------------------------------------------ ownership and locking of --out
 @dataclass
 class _Claim:

@@ -7,8 +7,6 @@ from torch import Tensor
 
 from vbayes.data.tabular import ClassificationData
 
-OOD_KINDS = ("noise", "inverted", "rotated")
-
 
 def uniform_noise(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Images of i.i.d. uniform [0, 1] pixels with the shape of ``x`` ``(N, C, H, W)``."""

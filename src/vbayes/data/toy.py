@@ -92,6 +92,14 @@ def moons_ood(n: int, x_train: Tensor, generator: torch.Generator, min_dist: flo
     return torch.cat(out)[:n]
 
 
+def cubic_standardised(seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The 20-point cubic toy's training set, inputs ``(20, 1)`` and targets ``(20,)``, each
+    standardised by its own mean and (unbiased) std: the problem of the MCMC benchmarks."""
+    data = load_cubic(seed=seed)
+    x, y = data.x_train, data.y_train
+    return (x - x.mean(0)) / x.std(0), (y - y.mean()) / y.std()
+
+
 def load_moons(seed: int = 0, n_train: int = 200, n_test: int = 500, noise: float = 0.1, data_dir: object = None) -> ClassificationData:
     """Two moons (scikit-learn ``make_moons``, noise 0.1) with 2 classes; ``x_ood['far']``
     holds ``n_test`` points at least 1.0 away from every training input."""

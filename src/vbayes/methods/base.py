@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from vbayes.errors import VBayesError
 from vbayes.losses import gaussian_nll
-from vbayes.models.nets import mlp
 from vbayes.methods.noise import NoiseModel, check_noise
 from vbayes.methods.predictive import ClassificationPrediction, RegressionPrediction
 

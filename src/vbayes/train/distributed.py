@@ -12,14 +12,12 @@ from __future__ import annotations
 import atexit
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 
 from vbayes.errors import VBayesError
-
-T = TypeVar("T")
 
 __all__ = [
     "DistInfo",
@@ -27,9 +25,7 @@ __all__ = [
     "init_distributed",
     "is_main_process",
     "shard_indices",
-    "all_reduce_sum",
     "barrier",
-    "run_on_main",
 ]
 
 
@@ -123,48 +119,10 @@ def shard_indices(batch: torch.Tensor, rank: int, world_size: int) -> tuple[torc
     return batch[start:stop], (stop - start) * world_size / size
 
 
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum ``tensor`` over all ranks in place (no-op in a single process); returns it."""
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
 def barrier() -> None:
     """Wait until every rank gets here (no-op in a single process)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """``obj`` from rank ``src`` on every rank (identity in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def run_on_main(fn: Callable[[], T]) -> T:
-    """Run ``fn`` on rank 0 only and give its result to every rank.
-
-    A :class:`~vbayes.errors.VBayesError` raised on rank 0 is raised again, with the same
-    message, on every rank, so that all processes stop together with the same one-line error.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
-        return fn()
-    outcome: tuple[str, Any]
-    if dist.get_rank() == 0:
-        try:
-            outcome = ("ok", fn())
-        except VBayesError as err:
-            outcome = ("error", str(err))
-    else:
-        outcome = ("ok", None)
-    outcome = broadcast_object(outcome)
-    if outcome[0] == "error":
-        raise VBayesError(outcome[1])
-    return outcome[1]
 
 
 def _free_port() -> int:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from vbayes.cli.commands._common import positive_int
 from vbayes.layers import kl_divergence
 from vbayes.layers.registry import layer_class
-from vbayes.models.nets import mlp
+from vbayes.models.nets import mlp as build_mlp
 
 DATASET_SIZE = 60_000  # the KL is scaled by 1 / N as in an ELBO on MNIST
 
@@ -70,9 +70,9 @@ def mlp(kind: str, bl: object | None) -> nn.Module:
     """784-400-400-10 classifier for ``kind`` ("nn.Linear", "vbayes <est>", "bayesian-torch <est>")."""
     sizes = [(784, 400), (400, 400), (400, 10)]
     if kind == "nn.Linear":
-        return mlp(784, (400, 400), 10)
+        return build_mlp(784, (400, 400), 10)
     if kind.startswith("vbayes"):
-        return mlp(784, (400, 400), 10, linear=_vbayes_layer(kind, nn.Linear))
+        return build_mlp(784, (400, 400), 10, linear=_vbayes_layer(kind, nn.Linear))
     cls = bl.LinearReparameterization if kind.endswith("reparam") else bl.LinearFlipout  # type: ignore[union-attr]
     return _BTNet([cls(i, o) for i, o in sizes])
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from vbayes.cli.commands._common import nonneg_int, positive_int, prepare_out, seed_int
+from vbayes.data.toy import cubic_standardised
 from vbayes.files import write_json
 
 DEFAULT_WIDTHS = (2, 5, 10, 20, 50, 100, 200)
@@ -52,15 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="torch CPU threads (default 1: these matrices are tiny, and extra threads only "
                              "add synchronisation, badly so on a busy machine)")
     parser.set_defaults(func=run)
-
-
-def cubic_standardised(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 20-point cubic toy, inputs ``(20, 1)`` and targets ``(20,)`` standardised."""
-    from vbayes.data.toy import load_cubic
-
-    data = load_cubic(seed=seed)
-    x, y = data.x_train, data.y_train
-    return (x - x.mean(0)) / x.std(0), (y - y.mean()) / y.std()
 
 
 def bench_width(width: int, x: torch.Tensor, y: torch.Tensor, *, chains: int, warmup: int, samples: int,

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.files import write_json
     from vbayes.models.bae import BayesianAE
     from vbayes.layers.priors import Normal
-    from vbayes.cli.runs import json_ready, resumable_run
+    from vbayes.files import json_ready
+    from vbayes.cli.runs import resumable_run
     from vbayes.train import TrainConfig
 
     if args.latent < 1:

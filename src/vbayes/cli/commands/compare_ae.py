@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.data import load
     from vbayes.files import write_json
     from vbayes.report import Report
-    from vbayes.cli.runs import json_ready, stage_run
+    from vbayes.files import json_ready
+    from vbayes.cli.runs import stage_run
 
     for name in ("latent", "samples", "search_samples"):
         if getattr(args, name) < 1:

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.data import load
     from vbayes.files import write_json
     from vbayes.report import Report
-    from vbayes.cli.runs import STAGES, json_ready, stage_run
+    from vbayes.cli.runs import STAGES, stage_run
+    from vbayes.files import json_ready
     from vbayes.studies.uq import run_toy_comparison
 
     resolve_device(args.device)

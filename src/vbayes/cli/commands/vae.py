@@ -24,7 +24,6 @@ from vbayes.cli.commands._common import (
 )
 from vbayes.errors import VBayesError
 
-_NAMES = {"vae": "variational auto-encoder", "ae": "deterministic auto-encoder"}
 
 
 def add_autoencoder_args(parser: argparse.ArgumentParser, model: str) -> None:
@@ -105,7 +104,8 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     from vbayes import __version__
     from vbayes.data import ImageData, load
     from vbayes.files import write_json
-    from vbayes.cli.runs import json_ready, resumable_run
+    from vbayes.files import json_ready
+    from vbayes.cli.runs import resumable_run
     from vbayes.studies.autoencoders.vae_report import write_autoencoder_report
     from vbayes.studies.autoencoders.vae_run import train_autoencoder
 

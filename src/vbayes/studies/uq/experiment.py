@@ -10,7 +10,8 @@ from vbayes.data.ood import load_image_classification
 from vbayes.data.tabular import RegressionData
 from vbayes.errors import DataError, VBayesError
 from vbayes.files import write_json
-from vbayes.studies.uq.pipeline import MethodFactory, json_ready
+from vbayes.files import json_ready
+from vbayes.studies.uq.pipeline import MethodFactory
 from vbayes.studies.uq.report import add_classification_sections, add_regression_sections, add_uci_sections
 from vbayes.studies.uq.stages import run_methods_in_stages
 

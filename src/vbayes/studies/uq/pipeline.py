@@ -9,19 +9,18 @@ the other methods still run.
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from vbayes.data.tabular import ClassificationData, RegressionData, Standardizer
 from vbayes.errors import VBayesError
+from vbayes.files import json_ready
 from vbayes.metrics import CLASSIFICATION, REGRESSION, auroc_ood, mutual_information, predictive_entropy
 from vbayes.methods.predictive import ClassificationPrediction, RegressionPrediction
 
@@ -71,20 +70,6 @@ class MethodResult:
     def ok(self) -> bool:
         """``True`` unless the method failed."""
         return "error" not in self.metrics
-
-
-def json_ready(value: Any) -> Any:
-    """A JSON scalar: ``None``/bool/int/str unchanged, floats with non-finite ones as ``None``,
-    one-element tensors and NumPy scalars unwrapped; anything else ``None``."""
-    if isinstance(value, Tensor):
-        value = value.item() if value.numel() == 1 else None
-    elif isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return None
 
 
 def _diagnostics(info: dict[str, Any]) -> dict[str, Any]:
