@@ -175,6 +175,39 @@ def _initial_step_size(log_prob: ValueAndGrad, q: Tensor, lp: Tensor, grad: Tens
     return step.clamp(1e-8, 10.0)
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The keyword arguments of :func:`sample_hmc` that steer the chains."""
+
+    num_warmup: int
+    num_samples: int
+    n_leapfrog: int
+    thin: int
+    target_accept: float
+    adapt_mass: bool
+    jitter: bool
+    max_energy_error: float
+    generator: torch.Generator | None
+
+    def n_steps(self) -> int:
+        """This iteration's number of leapfrog steps: uniform in ``[ceil(L/2), L]`` when jittered."""
+        lo = max(1, math.ceil(self.n_leapfrog / 2)) if self.jitter else self.n_leapfrog
+        if lo < self.n_leapfrog:
+            return int(torch.randint(lo, self.n_leapfrog + 1, (1,), generator=self.generator))
+        return self.n_leapfrog
+
+
+@dataclass
+class _Chains:
+    """Every chain's position ``q`` with its log density and gradient, step size and inverse mass."""
+
+    q: Tensor
+    lp: Tensor
+    grad: Tensor
+    step: Tensor
+    inv_mass: Tensor
+
+
 def sample_hmc(
     log_prob: LogProb,
     init: Tensor,
@@ -200,99 +233,148 @@ def sample_hmc(
         raise ValueError(f"init must be (chains, params), got {tuple(init.shape)}")
     if num_samples < 1 or num_warmup < 0 or n_leapfrog < 1 or thin < 1:
         raise ValueError("need num_samples >= 1, num_warmup >= 0, n_leapfrog >= 1, thin >= 1")
+    settings = _Settings(num_warmup, num_samples, n_leapfrog, thin, target_accept, adapt_mass, jitter,
+                         max_energy_error, generator)
+    vg = value_and_grad if value_and_grad is not None else _autograd(log_prob)
     # subnormal floats (e.g. from a chain wandering into a flat region) make CPU arithmetic
     # ~10x slower; flush them to zero while sampling and restore torch's default afterwards
     flushed = torch.set_flush_denormal(True)
     try:
-        return _sample(log_prob, init, num_warmup, num_samples, n_leapfrog, thin, value_and_grad,
-                       target_accept, adapt_mass, jitter, max_energy_error, generator)
+        return _sample(vg, init, settings)
     finally:
         if flushed:
             torch.set_flush_denormal(False)
 
 
-def _sample(log_prob: LogProb, init: Tensor, num_warmup: int, num_samples: int, n_leapfrog: int, thin: int,
-            value_and_grad: ValueAndGrad | None, target_accept: float, adapt_mass: bool, jitter: bool,
-            max_energy_error: float, generator: torch.Generator | None) -> HMCResult:
+def _leapfrog(vg: ValueAndGrad, chains: _Chains, p: Tensor, n_steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``n_steps`` leapfrog steps from ``(chains.q, p)``: the end point's ``q, log_prob, grad, p``."""
+    eps, inv_mass = chains.step[:, None], chains.inv_mass
+    q1, g1 = chains.q, chains.grad
+    p1 = p + 0.5 * eps * g1
+    for k in range(n_steps):
+        q1 = q1 + eps * inv_mass * p1
+        lp1, g1 = _value_and_grad(vg, q1)
+        p1 = p1 + (eps if k < n_steps - 1 else 0.5 * eps) * g1
+    return q1, lp1, g1, p1
+
+
+def _transition(vg: ValueAndGrad, chains: _Chains, n_steps: int, s: _Settings) -> tuple[Tensor, Tensor]:
+    """One HMC transition of every chain (``chains`` moves in place).
+
+    Returns the ``(C,)`` acceptance probabilities and divergence flags (a divergent transition is
+    rejected)."""
+    q, inv_mass = chains.q, chains.inv_mass
+    p = torch.randn(q.shape, generator=s.generator, dtype=q.dtype) / inv_mass.sqrt()
+    h0 = -chains.lp + 0.5 * (p * p * inv_mass).sum(1)
+    q1, lp1, g1, p1 = _leapfrog(vg, chains, p, n_steps)
+    h1 = -lp1 + 0.5 * (p1 * p1 * inv_mass).sum(1)
+    energy_error = h1 - h0
+    divergent = ~torch.isfinite(energy_error) | (energy_error > s.max_energy_error)
+    accept_prob = torch.exp(torch.clamp(-energy_error, max=0.0)).nan_to_num(0.0)
+    accept_prob = torch.where(divergent, torch.zeros_like(accept_prob), accept_prob)
+    take = torch.rand(q.shape[0], generator=s.generator, dtype=q.dtype) < accept_prob
+    chains.q = torch.where(take[:, None], q1, q)
+    chains.lp = torch.where(take, lp1, chains.lp)
+    chains.grad = torch.where(take[:, None], g1, chains.grad)
+    return accept_prob, divergent
+
+
+class _Warmup:
+    """Warm-up adaptation and its record: dual averaging after every transition, and at the end of
+    each slow window a new inverse mass (the window's regularised variance) and a restarted step."""
+
+    def __init__(self, vg: ValueAndGrad, chains: _Chains, s: _Settings):
+        self.vg, self.generator = vg, s.generator
+        self.dual = _DualAveraging(chains.step, s.target_accept)
+        self.windows = _windows(s.num_warmup) if s.adapt_mass else []
+        self.window_draws: list[Tensor] = []
+        self.accept: list[Tensor] = []
+        self.divergent: list[Tensor] = []
+        self.restarts: list[int] = []
+
+    def update(self, it: int, chains: _Chains, accept_prob: Tensor, divergent: Tensor) -> None:
+        """Adapt after warm-up iteration ``it``."""
+        self.accept.append(accept_prob)
+        self.divergent.append(divergent)
+        chains.step = self.dual.update(accept_prob)
+        end = next((end for start, end in self.windows if start <= it < end), None)
+        if end is None:
+            return
+        self.window_draws.append(chains.q.clone())
+        if it == end - 1:
+            self._end_window(chains)
+            self.restarts.append(it + 1)
+
+    def _end_window(self, chains: _Chains) -> None:
+        w = torch.stack(self.window_draws, 1)  # (C, n, P)
+        n = w.shape[1]
+        var = w.var(1, unbiased=True) if n > 1 else torch.ones_like(chains.q)
+        chains.inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+        self.window_draws = []
+        chains.step = _initial_step_size(self.vg, chains.q, chains.lp, chains.grad, chains.inv_mass, chains.step,
+                                         self.generator)
+        self.dual.restart(chains.step)
+
+
+def _start(vg: ValueAndGrad, init: Tensor, s: _Settings) -> _Chains:
+    """The chains at ``init``: unit inverse mass, the initial-step heuristic from 0.1."""
     q = init.detach().clone()
-    c, n_params = q.shape
-    log_prob = value_and_grad if value_and_grad is not None else _autograd(log_prob)  # type: ignore[assignment]
-    lp, grad = _value_and_grad(log_prob, q)
+    lp, grad = _value_and_grad(vg, q)
     inv_mass = torch.ones_like(q)
-    step = _initial_step_size(log_prob, q, lp, grad, inv_mass, torch.full((c,), 0.1, dtype=q.dtype), generator)
-    dual = _DualAveraging(step, target_accept)
-    windows = _windows(num_warmup) if adapt_mass else []
-    window_draws: list[Tensor] = []
-    grad_evals = 1
-    warm_acc: list[Tensor] = []
-    warm_divs: list[Tensor] = []
-    restarts: list[int] = []
-    draws, accepts, divs = [], [], []
+    step = _initial_step_size(vg, q, lp, grad, inv_mass, torch.full((q.shape[0],), 0.1, dtype=q.dtype), s.generator)
+    return _Chains(q, lp, grad, step, inv_mass)
+
+
+def _sample(vg: ValueAndGrad, init: Tensor, s: _Settings) -> HMCResult:
+    chains = _start(vg, init, s)
+    warmup = _Warmup(vg, chains, s)
     t_start = time.perf_counter()
-    t_warm_end = t_start
-    lo = max(1, math.ceil(n_leapfrog / 2)) if jitter else n_leapfrog
-    for it in range(num_warmup + num_samples):
-        if it == num_warmup:
-            step = dual.final if num_warmup > 0 else step
-            t_warm_end = time.perf_counter()
-        n_steps = int(torch.randint(lo, n_leapfrog + 1, (1,), generator=generator)) if lo < n_leapfrog else n_leapfrog
-        p = torch.randn(q.shape, generator=generator, dtype=q.dtype) / inv_mass.sqrt()
-        h0 = -lp + 0.5 * (p * p * inv_mass).sum(1)
-        eps = step[:, None]
-        q1, g1 = q, grad
-        p1 = p + 0.5 * eps * g1
-        for k in range(n_steps):
-            q1 = q1 + eps * inv_mass * p1
-            lp1, g1 = _value_and_grad(log_prob, q1)
-            p1 = p1 + (eps if k < n_steps - 1 else 0.5 * eps) * g1
-        grad_evals += n_steps
-        h1 = -lp1 + 0.5 * (p1 * p1 * inv_mass).sum(1)
-        energy_error = h1 - h0
-        divergent = ~torch.isfinite(energy_error) | (energy_error > max_energy_error)
-        accept_prob = torch.exp(torch.clamp(-energy_error, max=0.0)).nan_to_num(0.0)
-        accept_prob = torch.where(divergent, torch.zeros_like(accept_prob), accept_prob)
-        u = torch.rand(c, generator=generator, dtype=q.dtype)
-        take = u < accept_prob
-        q = torch.where(take[:, None], q1, q)
-        lp = torch.where(take, lp1, lp)
-        grad = torch.where(take[:, None], g1, grad)
-        if it < num_warmup:
-            warm_acc.append(accept_prob)
-            warm_divs.append(divergent)
-            step = dual.update(accept_prob)
-            for start, end in windows:
-                if start <= it < end:
-                    window_draws.append(q.clone())
-                    if it == end - 1:
-                        w = torch.stack(window_draws, 1)  # (C, n, P)
-                        n = w.shape[1]
-                        var = w.var(1, unbiased=True) if n > 1 else torch.ones_like(q)
-                        inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
-                        window_draws = []
-                        step = _initial_step_size(log_prob, q, lp, grad, inv_mass, step, generator)
-                        dual.restart(step)
-                        restarts.append(it + 1)
-                    break
-        else:
-            accepts.append(accept_prob)
-            divs.append(divergent)
-            if (it - num_warmup) % thin == thin - 1:
-                draws.append(q.clone())
+    warm_evals = _run_warmup(vg, chains, warmup, s)
+    t_warm_end = time.perf_counter() if s.num_warmup > 0 else t_start
+    draws, accepts, divs, sample_evals = _run_sampling(vg, chains, s)
     t_end = time.perf_counter()
-    if num_warmup == 0:
-        t_warm_end = t_start
-    warm_divergent = torch.stack(warm_divs, 1) if warm_divs else torch.zeros(c, 0, dtype=torch.bool)
+    c = chains.q.shape[0]
+    warm_divergent = torch.stack(warmup.divergent, 1) if warmup.divergent else torch.zeros(c, 0, dtype=torch.bool)
     return HMCResult(
         samples=torch.stack(draws, 1),
         accept_prob=torch.stack(accepts, 1),
         divergent=torch.stack(divs, 1),
-        step_size=step,
-        inv_mass=inv_mass,
+        step_size=chains.step,
+        inv_mass=chains.inv_mass,
         warmup_divergences=int(warm_divergent.sum()),
-        warmup_accept_prob=torch.stack(warm_acc, 1) if warm_acc else torch.zeros(c, 0, dtype=q.dtype),
+        warmup_accept_prob=torch.stack(warmup.accept, 1) if warmup.accept else torch.zeros(c, 0, dtype=chains.q.dtype),
         warmup_divergent=warm_divergent,
-        adapt_restarts=restarts,
-        grad_evals=grad_evals,
+        adapt_restarts=warmup.restarts,
+        grad_evals=1 + warm_evals + sample_evals,
         warmup_seconds=t_warm_end - t_start,
         sample_seconds=t_end - t_warm_end,
     )
+
+
+def _run_warmup(vg: ValueAndGrad, chains: _Chains, warmup: _Warmup, s: _Settings) -> int:
+    """``s.num_warmup`` adapting transitions, then the averaged step size; returns the gradient evaluations."""
+    grad_evals = 0
+    for it in range(s.num_warmup):
+        n_steps = s.n_steps()
+        accept_prob, divergent = _transition(vg, chains, n_steps, s)
+        grad_evals += n_steps
+        warmup.update(it, chains, accept_prob, divergent)
+    if s.num_warmup > 0:
+        chains.step = warmup.dual.final
+    return grad_evals
+
+
+def _run_sampling(vg: ValueAndGrad, chains: _Chains, s: _Settings) -> tuple[list[Tensor], list[Tensor], list[Tensor], int]:
+    """``s.num_samples`` transitions: the kept (thinned) draws, every acceptance probability and
+    divergence flag, and the gradient evaluations."""
+    draws, accepts, divs = [], [], []
+    grad_evals = 0
+    for i in range(s.num_samples):
+        n_steps = s.n_steps()
+        accept_prob, divergent = _transition(vg, chains, n_steps, s)
+        grad_evals += n_steps
+        accepts.append(accept_prob)
+        divs.append(divergent)
+        if i % s.thin == s.thin - 1:
+            draws.append(chains.q.clone())
+    return draws, accepts, divs, grad_evals
