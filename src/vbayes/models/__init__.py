@@ -3,6 +3,7 @@ one MLP / conv builder)."""
 
 from vbayes.models.ae import AE
 from vbayes.models.bae import BayesianAE
+from vbayes.models.base import ImageAutoencoder
 from vbayes.models.likelihood import PixelLikelihood
 from vbayes.models.nets import ARCHS, build_networks, conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from vbayes.models.vae import VAE, VAEOutput
@@ -11,6 +12,7 @@ __all__ = [
     "AE",
     "ARCHS",
     "BayesianAE",
+    "ImageAutoencoder",
     "PixelLikelihood",
     "VAE",
     "VAEOutput",

@@ -25,14 +25,18 @@ from torch import Tensor, nn
 from vbayes.layers.convert import to_bayesian
 from vbayes.losses import elbo_loss
 from vbayes.layers.base import kl_divergence
-from vbayes.models.likelihood import PixelLikelihood
-from vbayes.models.nets import build_networks
+from vbayes.models.base import ImageAutoencoder
 from vbayes.layers.priors import Normal
 from vbayes.layers.sampling import sampling_mode
 
 DEFAULT_CHUNK_ROWS = 4096
-DEFAULT_POSTERIOR_STD = 0.05
-"""Initial posterior standard deviation of the Bayesian weights."""
+BAE_POSTERIOR_STD_INIT = 0.05
+"""Initial posterior standard deviation of the Bayesian AE's weights (``posterior_std_init``).
+
+Fifty times the layers' own default (:data:`vbayes.layers.DEFAULT_POSTERIOR_STD`, 1e-3): an
+encoder trained for a few epochs must reach a useful posterior width, and Adam moves
+log sigma only by about the learning rate per step, so it starts near the width the ELBO
+settles at instead (see :data:`DEFAULT_PRIOR_SCALE` for the measurement)."""
 DEFAULT_PRIOR_SCALE = 0.1
 """Standard deviation of the default N(0, s^2) weight prior.
 
@@ -126,24 +130,20 @@ def sample_reconstructions(
     return ReconstructionSamples(mean.float(), var.sqrt().float(), torch.stack(codes).float(), n_samples)
 
 
-class BayesianAE(nn.Module):
+class BayesianAE(ImageAutoencoder):
     """Auto-encoder with a variational posterior over the encoder's weights.
 
     Args:
-        arch: ``"mlp"`` or ``"conv"``: the networks of :mod:`vbayes.models.nets`, the same as
-            the :class:`~vbayes.models.VAE` and :class:`~vbayes.models.AE` of the same options.
-        image_shape: ``(C, H, W)`` of the inputs.
-        latent: code size D >= 1.
-        hidden: hidden width (an int, or a sequence of widths for the MLP).
+        arch, image_shape, latent, hidden, likelihood, gaussian_std: as for
+            :class:`~vbayes.models.base.ImageAutoencoder` (the same networks as the
+            :class:`~vbayes.models.VAE` and :class:`~vbayes.models.AE` of the same options).
         estimator: ``"flipout"`` (default), ``"reparam"`` or ``"lrt"``: how the Bayesian layers
             sample (see :func:`vbayes.to_bayesian`).
         bayesian_decoder: also put a weight posterior on the decoder (a variant).
         prior: weight prior of the Bayesian layers (``None``: N(0, ``DEFAULT_PRIOR_SCALE``^2)).
-        likelihood: ``"bernoulli"`` (decoder gives logits) or ``"gaussian"`` (means in [0, 1]
-            through a sigmoid; ``gaussian_std`` fixed, or ``None`` to learn it).
         posterior_std_init: initial posterior standard deviation of every Bayesian weight.
             Adam moves log sigma by about ``lr`` per step, so a start far below the scale the
-            ELBO settles at is not reached in a short run; see ``DEFAULT_POSTERIOR_STD``.
+            ELBO settles at is not reached in a short run; see ``BAE_POSTERIOR_STD_INIT``.
 
     Shapes: ``forward(x)`` ``(B, C, H, W)`` -> decoder output ``(B, C, H, W)`` (logits or means)
     under a fresh weight sample (per example for Flipout / LRT, per call for Reparam).
@@ -160,59 +160,40 @@ class BayesianAE(nn.Module):
         prior: Any = None,
         likelihood: str = "bernoulli",
         gaussian_std: float | None = None,
-        posterior_std_init: float = DEFAULT_POSTERIOR_STD,
+        posterior_std_init: float = BAE_POSTERIOR_STD_INIT,
     ) -> None:
-        super().__init__()
-        if latent < 1:
-            raise ValueError(f"BayesianAE: latent must be >= 1, got {latent}")
+        super().__init__(arch, image_shape, latent, hidden, likelihood, gaussian_std)
         if not (0 < posterior_std_init < math.inf):
             raise ValueError(f"BayesianAE: posterior_std_init must be a finite number > 0, got {posterior_std_init}")
-        self.likelihood = PixelLikelihood(likelihood, gaussian_std)
-        body, features, decoder = build_networks(arch, image_shape, latent, hidden)
-        if likelihood == "gaussian":
-            decoder = nn.Sequential(decoder, nn.Sigmoid())
+        body, features, decoder = self.build_networks(arch, hidden)
         if prior is None:
             prior = Normal(0.0, DEFAULT_PRIOR_SCALE)
         kwargs: dict[str, Any] = {"estimator": estimator, "prior": prior, "posterior_std_init": posterior_std_init}
         self.encoder = to_bayesian(nn.Sequential(body, nn.Linear(features, latent)), **kwargs)
         self.decoder = to_bayesian(decoder, **kwargs) if bayesian_decoder else decoder
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.latent = int(latent)
-        self.hparams: dict[str, Any] = {
-            "arch": arch,
-            "image_shape": list(self.image_shape),
-            "latent": self.latent,
-            "hidden": hidden if isinstance(hidden, int) else list(hidden),
-            "estimator": estimator,
-            "bayesian_decoder": bool(bayesian_decoder),
-            "prior": repr(prior),
-            "likelihood": likelihood,
-            "gaussian_std": gaussian_std,
-            "posterior_std_init": float(posterior_std_init),
-        }
+        self.hparams.update(estimator=estimator, bayesian_decoder=bool(bayesian_decoder), prior=repr(prior),
+                            posterior_std_init=float(posterior_std_init))  # fmt: skip
 
     def encode(self, x: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` -> codes ``(B, D)`` under a fresh weight sample."""
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            shape = ", ".join(map(str, self.image_shape))
-            raise ValueError(f"BayesianAE: expected images (B, {shape}), got {tuple(x.shape)}")
+        self.check_images(x)
         return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Codes ``(B, D)`` -> decoder output ``(B, C, H, W)`` (Bernoulli logits or Gaussian means)."""
-        return self.decoder(z)
-
-    def decode_mean(self, z: Tensor) -> Tensor:
-        """Codes ``(B, D)`` -> mean images ``(B, C, H, W)`` (for manifolds, blending, summaries)."""
-        return self.likelihood.mean(self.decode(z))
 
     def forward(self, x: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` -> decoder output ``(B, C, H, W)`` under a fresh weight sample."""
         return self.decode(self.encode(x))
 
-    def reconstruction_nll(self, x: Tensor) -> Tensor:
-        """One-weight-sample ``-log p(x | decoder(f_w(x)))``, ``(B,)`` nats per example."""
-        return -self.likelihood.log_prob(self(x), x)
+    def point_output(self, x: Tensor) -> Tensor:
+        """The decoder output under the posterior-mean weights (nothing sampled)."""
+        with sampling_mode(self, "mean"):
+            return self(x)
+
+    def sampled_reconstruction_nll(self, x: Tensor) -> Tensor:
+        """``-log p(x | decoder(f_w(x)))`` under one fresh weight sample w ~ q(w), ``(B,)`` nats per
+        example: the one-sample estimate of the ELBO's reconstruction term (:meth:`loss`), whose
+        average over weight samples is :meth:`expected_nll`. Not :meth:`reconstruction_nll`, which
+        decodes under the posterior-mean weights."""
+        return self.likelihood.nll(self(x), x)
 
     def kl_per_example(self, dataset_size: int) -> Tensor:
         """KL(q(w) || p(w)) / N: the weights' share of the negative ELBO per example (nats)."""
@@ -221,13 +202,13 @@ class BayesianAE(nn.Module):
         return kl_divergence(self) / dataset_size
 
     def loss(self, x: Tensor, dataset_size: int) -> Tensor:
-        """Negative ELBO per example: mean one-sample reconstruction NLL + KL(q(w) || p(w)) / N.
+        """Negative ELBO per example: mean :meth:`sampled_reconstruction_nll` + KL(q(w) || p(w)) / N.
 
         ``x`` ``(B, C, H, W)`` is both the input and the reconstruction target (binarise it
         first for a Bernoulli likelihood); ``dataset_size`` is N, the number of training
         examples, so the KL is paid once per pass over the data. Returns a scalar (nats).
         """
-        return elbo_loss(self.reconstruction_nll(x).mean(), self, dataset_size)
+        return elbo_loss(self.sampled_reconstruction_nll(x).mean(), self, dataset_size)
 
     @torch.no_grad()
     def expected_nll(self, x: Tensor, n_samples: int = 10, chunk: int = DEFAULT_CHUNK_ROWS) -> Tensor:
@@ -237,24 +218,18 @@ class BayesianAE(nn.Module):
         total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
         for _ in range(n_samples):
             for i in range(0, len(x), chunk):
-                total[i : i + chunk] += self.reconstruction_nll(x[i : i + chunk]).double()
+                total[i : i + chunk] += self.sampled_reconstruction_nll(x[i : i + chunk]).double()
         return (total / n_samples).float()
 
-    def sample_reconstructions(
-        self,
-        x: Tensor,
-        n_samples: int = 100,
-        chunk: int = DEFAULT_CHUNK_ROWS,
-        on_sample: Callable[[Tensor, Tensor, Tensor], None] | None = None,
-        keep_codes: int | None = None,
-    ) -> ReconstructionSamples:
+    def sample_reconstructions(self, x: Tensor, n_samples: int = 100, **options: Any) -> ReconstructionSamples:
         """S weight samples per input: per-pixel mean / std of the decoded images and the S codes.
 
-        ``x`` ``(N, C, H, W)``; see :func:`sample_reconstructions` for the memory bound,
-        ``on_sample`` and ``keep_codes``. The weights are sampled whatever the model's sampling mode.
+        ``x`` ``(N, C, H, W)``; ``options`` (``chunk``, ``on_sample``, ``keep_codes``) and the memory
+        bound are those of :func:`sample_reconstructions`. The weights are sampled whatever the
+        model's sampling mode.
         """
         with sampling_mode(self, "sample"):
-            return sample_reconstructions(self.encode, self.decode_mean, x, n_samples, chunk, on_sample, keep_codes)
+            return sample_reconstructions(self.encode, self.decode_mean, x, n_samples, **options)
 
     @torch.no_grad()
     def mean_codes(self, x: Tensor, chunk: int = DEFAULT_CHUNK_ROWS) -> Tensor:
@@ -264,6 +239,5 @@ class BayesianAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Mean images ``(B, C, H, W)`` under the posterior-mean weights."""
-        with sampling_mode(self, "mean"):
-            return self.decode_mean(self.encode(x))
+        """Mean images ``(B, C, H, W)`` under the posterior-mean weights (without gradients)."""
+        return super().reconstruct(x)

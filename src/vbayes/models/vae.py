@@ -8,15 +8,14 @@ learned standard deviation). All per-example quantities are in nats.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from vbayes.layers.heads import StochasticGaussian
 from vbayes.losses import diag_gaussian_log_prob, importance_weighted_log_likelihood, negative_elbo
-from vbayes.models.likelihood import PixelLikelihood, check_images
-from vbayes.models.nets import build_networks
+from vbayes.models.base import ImageAutoencoder
 
 
 class VAEOutput(NamedTuple):
@@ -33,7 +32,7 @@ class VAEOutput(NamedTuple):
     kl: Tensor
 
 
-class VAE(nn.Module):
+class VAE(ImageAutoencoder):
     """A VAE on images of shape ``image_shape``.
 
     Args:
@@ -64,44 +63,26 @@ class VAE(nn.Module):
         features: int | None = None,
         decoder: nn.Module | None = None,
     ) -> None:
-        super().__init__()
-        if latent < 1:
-            raise ValueError(f"VAE: latent must be >= 1, got {latent}")
+        super().__init__(arch, image_shape, latent, hidden, likelihood, gaussian_std)
         if not beta >= 0:
             raise ValueError(f"VAE: beta must be >= 0, got {beta}")
-        self.likelihood = PixelLikelihood(likelihood, gaussian_std)
         if encoder is None and decoder is None:
-            body, features, dec = build_networks(arch, image_shape, latent, hidden)
-            if likelihood == "gaussian":
-                dec = nn.Sequential(dec, nn.Sigmoid())
+            body, features, dec = self.build_networks(arch, hidden)
         elif encoder is not None and decoder is not None and features is not None:
             body, dec, arch = encoder, decoder, "custom"
+            self.hparams["arch"] = arch
         else:
             raise ValueError("VAE: give encoder, features and decoder together, or none of them")
         self.encoder = body
         self.latent_layer = StochasticGaussian(features, latent)
         self.decoder = dec
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.latent = latent
         self.beta = float(beta)
-        self.hparams: dict[str, Any] = {
-            "arch": arch,
-            "image_shape": list(self.image_shape),
-            "latent": latent,
-            "hidden": hidden if isinstance(hidden, int) else list(hidden),
-            "likelihood": likelihood,
-            "gaussian_std": gaussian_std,
-            "beta": self.beta,
-        }
+        self.hparams["beta"] = self.beta
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` -> ``(mu, logvar)`` of q(z|x), each ``(B, L)``."""
-        check_images(x, self.image_shape, "VAE")
+        self.check_images(x)
         return self.latent_layer.params(self.encoder(x))
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Codes ``(B, L)`` -> decoder output ``(B, C, H, W)``: Bernoulli logits or Gaussian means."""
-        return self.decoder(z)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         """Encode, draw one z per example, decode. See :class:`VAEOutput` for the shapes."""
@@ -110,7 +91,11 @@ class VAE(nn.Module):
         return VAEOutput(self.decode(z), z, mu, logvar, self.latent_layer.last_kl)  # type: ignore[arg-type]
 
     def loss_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """One-sample ``(reconstruction NLL -log p(x|z), KL(q(z|x) || p(z)))``, each ``(B,)`` nats."""
+        """One-sample ``(-log p(x | z), KL(q(z|x) || p(z)))`` with z ~ q(z|x), each ``(B,)`` nats.
+
+        The first term is the ELBO's reconstruction term estimated from one z; it is not
+        :meth:`reconstruction_nll` (which decodes the mean of q(z|x), nothing sampled).
+        """
         out = self(x, generator)
         return self.likelihood.nll(out.output, x), out.kl
 
@@ -152,23 +137,13 @@ class VAE(nn.Module):
 
         return importance_weighted_log_likelihood(log_weights, k, chunk)
 
-    def reconstruction_nll(self, x: Tensor) -> Tensor:
-        """``-log p(x | z = mu(x))`` per example, ``(B,)`` nats (decoding the posterior mean)."""
+    def point_output(self, x: Tensor) -> Tensor:
+        """``decode(mu(x))``: the decoder output at the mean of q(z|x)."""
         mu, _ = self.encode(x)
-        return self.likelihood.nll(self.decode(mu), x)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Mean image of p(x | z = mu(x)), ``(B, C, H, W)``."""
-        mu, _ = self.encode(x)
-        return self.likelihood.mean(self.decode(mu))
+        return self.decode(mu)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Mean images of ``n`` draws z ~ N(0, I) through the decoder, ``(n, C, H, W)``."""
         param = next(self.parameters())
         z = torch.randn((n, self.latent), generator=generator, device=param.device, dtype=param.dtype)
-        return self.likelihood.mean(self.decode(z))
-
-    def decode_mean(self, z: Tensor) -> Tensor:
-        """Mean images for codes ``(B, L)`` -> ``(B, C, H, W)`` (for manifolds and blending)."""
-        return self.likelihood.mean(self.decode(z))
-
+        return self.decode_mean(z)

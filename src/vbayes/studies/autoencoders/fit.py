@@ -26,7 +26,8 @@ def bernoulli_targets(model: nn.Module) -> bool:
 
 
 def bae_loss(model: nn.Module, batch: tuple[Tensor, ...], ctx: StepContext) -> tuple[Tensor, dict[str, Any]]:
-    """Trainer loss of a :class:`~vbayes.models.bae.BayesianAE`: mean NLL + KL(q(w) || p(w)) / N.
+    """Trainer loss of a :class:`~vbayes.models.bae.BayesianAE`: its negative ELBO per example, the mean
+    one-weight-sample reconstruction NLL (``sampled_reconstruction_nll``) + KL(q(w) || p(w)) / N.
 
     ``batch[0]`` ``(B, C, H, W)`` pixels in [0, 1] (training batches are binarised here for a
     Bernoulli likelihood; validation batches arrive already binarised). Logs ``nll`` and
@@ -35,7 +36,7 @@ def bae_loss(model: nn.Module, batch: tuple[Tensor, ...], ctx: StepContext) -> t
     (x,) = batch[:1]
     if ctx.training and bernoulli_targets(model):
         x = binarize(x)
-    nll = model.reconstruction_nll(x).mean()  # type: ignore[operator]
+    nll = model.sampled_reconstruction_nll(x).mean()  # type: ignore[operator]
     kl = model.kl_per_example(ctx.dataset_size)  # type: ignore[operator]
     return nll + kl, {"nll": nll.detach(), "kl_per_example": kl.detach()}
 
