@@ -65,6 +65,17 @@ class _LossModule(nn.Module):
         return self.loss_fn(self.model, batch, self.ctx)
 
 
+def _epoch_row(epoch: int, train_loss: float, train_logs: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The log row of 0-based ``epoch`` before validation; refuses log keys that clash with its columns."""
+    row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None, "seconds": seconds}
+    clash = sorted(k for k in train_logs if k in row or k.startswith("val_"))
+    if clash:
+        raise ValueError(f"loss_fn log keys {clash} clash with the trainer's columns (epoch, train_loss, "
+                         "val_loss, seconds, val_*); rename them")  # fmt: skip
+    row.update(train_logs)
+    return row
+
+
 class Trainer:
     """Fits ``model`` by minimising ``loss_fn`` with Adam; see the module docstring.
 
@@ -174,38 +185,40 @@ class Trainer:
     def _run_epoch(
         self, runner: nn.Module, train: tuple[Tensor, ...], val: tuple[Tensor, ...] | None, spe: int, bar: Any
     ) -> dict[str, Any]:
-        cfg, info, st = self.config, self.dist, self._state
+        """One pass over ``train`` (``spe`` steps) and the validation: the epoch's log row."""
+        st = self._state
         n_train = train[0].shape[0]
         st["n_train"] = n_train
         epoch = st["epoch"]
-        total = spe * cfg.epochs
-        perm = epoch_permutation(n_train, cfg.seed, epoch, self.generator).to(self.device)
+        perm = epoch_permutation(n_train, self.config.seed, epoch, self.generator).to(self.device)
         acc = EpochAccumulator(spe, self.device)
-        check_each_step = not info.enabled and self.device.type == "cpu"
-        params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
-        last_refresh = start = time.perf_counter()
+        start = time.perf_counter()
+        self._train_steps(runner, train, perm, acc, spe, bar)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        train_loss, train_logs, bad = acc.reduce()
+        if bad is not None:
+            self._diverged(f"loss became {bad[1]}", epoch, bad[0], spe)
+        row = _epoch_row(epoch, train_loss, train_logs, seconds)
+        if val is not None:
+            self._validate(val, row, epoch, spe)
+        if bar is not None:
+            bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", val=f"{math.nan if row['val_loss'] is None else row['val_loss']:.4g}")
+        return row
+
+    def _train_steps(self, runner: nn.Module, train: tuple[Tensor, ...], perm: Tensor, acc: EpochAccumulator,
+                     spe: int, bar: Any) -> None:
+        """The epoch's ``spe`` optimiser steps over ``train`` in the order ``perm``, logged into ``acc``."""
+        cfg, info, st = self.config, self.dist, self._state
+        epoch, n_train, total = st["epoch"], train[0].shape[0], spe * cfg.epochs
+        last_refresh = time.perf_counter()
         for s in range(spe):
             idx, weight = shard_indices(perm[s * cfg.batch_size : (s + 1) * cfg.batch_size], info.rank, info.world_size)
             batch = tuple(t[idx] for t in train)
             ctx = StepContext(epoch, st["step"], spe, total, True, n_train, info.rank, info.world_size)
-            try:
-                if isinstance(runner, _LossModule):
-                    loss, logs = self.loss_fn(self.model, batch, ctx)
-                else:
-                    runner.module.ctx = ctx
-                    loss, logs = runner(batch)
-            except (ValueError, RuntimeError) as err:  # e.g. a distribution refusing NaN parameters
-                if all(bool(torch.isfinite(p).all()) for p in params):
-                    raise
-                self._diverged(f"weights became non-finite (the loss raised {type(err).__name__})", epoch, s, spe)
-            if check_each_step and not math.isfinite(loss.item()):
-                self._diverged(f"loss became {loss.item()}", epoch, s, spe)
-            self.optimizer.zero_grad(set_to_none=True)
-            (loss if weight == 1.0 else loss * weight).backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            self.optimizer.step()
+            loss, logs = self._step(runner, batch, ctx, weight, s)
             acc.add(s, loss, logs, idx.shape[0] if weight > 0 else 0)
             st["step"] += 1
             if bar is not None:
@@ -214,27 +227,39 @@ class Trainer:
                 if now - last_refresh > 0.5:
                     last_refresh = now
                     bar.set_postfix(epoch=epoch + 1, loss=f"{acc.running_mean(s):.4g}", refresh=False)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
-        train_loss, train_logs, bad = acc.reduce()
-        if bad is not None:
-            self._diverged(f"loss became {bad[1]}", epoch, bad[0], spe)
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None, "seconds": seconds}
-        clash = sorted(k for k in train_logs if k in row or k.startswith("val_"))
-        if clash:
-            raise ValueError(f"loss_fn log keys {clash} clash with the trainer's columns (epoch, train_loss, "
-                             "val_loss, seconds, val_*); rename them")  # fmt: skip
-        row.update(train_logs)
-        if val is not None:
-            val_loss, val_logs = self.evaluate(val, epoch)
-            if not math.isfinite(val_loss):
-                self._diverged(f"validation loss became {val_loss}", epoch, spe - 1, spe)
-            row["val_loss"] = val_loss
-            row.update({f"val_{k}": v for k, v in val_logs.items()})
-        if bar is not None:
-            bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", val=f"{math.nan if row['val_loss'] is None else row['val_loss']:.4g}")
-        return row
+
+    def _step(self, runner: nn.Module, batch: tuple[Tensor, ...], ctx: StepContext, weight: float,
+              s: int) -> tuple[Tensor, dict[str, Any]]:
+        """Step ``s`` of the epoch on ``batch`` (its loss scaled by ``weight``); returns ``loss_fn``'s loss and logs."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        try:
+            if isinstance(runner, _LossModule):
+                loss, logs = self.loss_fn(self.model, batch, ctx)
+            else:
+                runner.module.ctx = ctx
+                loss, logs = runner(batch)
+        except (ValueError, RuntimeError) as err:  # e.g. a distribution refusing NaN parameters
+            if all(bool(torch.isfinite(p).all()) for p in params):
+                raise
+            self._diverged(f"weights became non-finite (the loss raised {type(err).__name__})", ctx.epoch, s,
+                           ctx.steps_per_epoch)
+        check_each_step = not self.dist.enabled and self.device.type == "cpu"
+        if check_each_step and not math.isfinite(loss.item()):
+            self._diverged(f"loss became {loss.item()}", ctx.epoch, s, ctx.steps_per_epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if weight == 1.0 else loss * weight).backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.optimizer.step()
+        return loss, logs
+
+    def _validate(self, val: tuple[Tensor, ...], row: dict[str, Any], epoch: int, spe: int) -> None:
+        """Add the validation loss and logs (``val_*``) to ``row``."""
+        val_loss, val_logs = self.evaluate(val, epoch)
+        if not math.isfinite(val_loss):
+            self._diverged(f"validation loss became {val_loss}", epoch, spe - 1, spe)
+        row["val_loss"] = val_loss
+        row.update({f"val_{k}": v for k, v in val_logs.items()})
 
     def _end_epoch(self, row: dict[str, Any]) -> None:
         cfg, st = self.config, self._state
