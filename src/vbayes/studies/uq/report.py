@@ -61,57 +61,77 @@ def underfit_text(metrics: Mapping[str, Mapping[str, Any]], names: list[str], tr
     ]
 
 
+GAP_DEFINITION = (
+    "Gap ratio = epistemic std in the middle of the gap / mean epistemic std at the training inputs; "
+    "extrapolation ratio = the same half the data's span beyond its edges. "
+    "A method that knows it has seen no data there should show ratios well above 1 (2 or more, say)."
+)
+
+FOONG_NOTE = (
+    "Foong et al. (2019, 'In-Between' Uncertainty in Bayesian Neural Networks) prove that for "
+    "one-hidden-layer networks with factorised Gaussian (mean-field) posteriors the predictive "
+    "variance between two inputs is bounded by the variances at those inputs, so the band cannot "
+    "widen inside a gap the way exact inference does; these numbers are reported as measured, "
+    "not tuned."
+)
+
+
 def gap_text(metrics: Mapping[str, Mapping[str, Any]], true_noise: float | None = None) -> str:
     """A plain-language reading of the toy-gap epistemic ratios, computed from the numbers
     (``true_noise``: the data's noise std, when known)."""
     ratio = {k: m.get("gap_epistemic_ratio") for k, m in metrics.items() if "error" not in m}
     extra = {k: m.get("extrapolation_epistemic_ratio") for k, m in metrics.items() if "error" not in m}
-    parts = [
-        "Gap ratio = epistemic std in the middle of the gap / mean epistemic std at the training inputs; "
-        "extrapolation ratio = the same half the data's span beyond its edges. "
-        "A method that knows it has seen no data there should show ratios well above 1 (2 or more, say)."
-    ]
+    mean_field = {k: ratio[k] for k in MEAN_FIELD if isinstance(ratio.get(k), float)}
     listed = ", ".join(f"{display(k)} {_fmt(v)} (beyond the data {_fmt(extra.get(k))})" for k, v in ratio.items())
-    parts.append(f"Measured: {listed}.")
-    mf = {k: ratio[k] for k in MEAN_FIELD if isinstance(ratio.get(k), float)}
-    hmc = ratio.get("hmc")
-    if mf and isinstance(hmc, float):
-        below = [k for k, v in mf.items() if v < hmc]
-        if len(below) == len(mf):
-            verdict = (f"All mean-field methods ({', '.join(display(k) for k in mf)}) show less in-between "
-                       f"uncertainty than HMC ({_fmt(hmc)}), as Foong et al. (2019) predict.")
-        elif not below:
-            verdict = (f"Here the mean-field methods do not under-estimate in-between uncertainty relative to "
-                       f"HMC ({_fmt(hmc)}): every one has a gap ratio at least as large, contrary to what "
-                       "Foong et al. (2019) would lead one to expect for this network.")
-        else:
-            verdict = (f"Mixed result: {', '.join(display(k) for k in below)} fall below HMC's {_fmt(hmc)}, "
-                       f"the others do not.")
-        parts.append(verdict)
-    elif mf:
-        parts.append("HMC did not run, so the mean-field ratios have no exact-inference reference here.")
-    weak = [display(k) for k, v in mf.items() if v < 2.0]
-    if weak:
-        parts.append(f"Gap ratio below 2 for {', '.join(weak)}: the in-between uncertainty is under-estimated.")
-    rmse = {k: m.get("rmse") for k, m in metrics.items() if isinstance(m.get("rmse"), float)}
-    if rmse:
-        best = min(rmse.values())
-        loose = [f"{display(k)} ({v:.2f})" for k, v in rmse.items() if v > 2 * best]
-        if loose:
-            parts.append(
-                f"Caveat: {', '.join(loose)} have a test RMSE more than twice the best ({best:.2f}): they "
-                "under-fit the data, so their epistemic band is wide at the training inputs too and their "
-                "ratios compare a loose fit with itself rather than measure in-between uncertainty alone."
-            )
-            parts += underfit_text(metrics, [k for k, v in rmse.items() if v > 2 * best], true_noise)
-    parts.append(
-        "Foong et al. (2019, 'In-Between' Uncertainty in Bayesian Neural Networks) prove that for "
-        "one-hidden-layer networks with factorised Gaussian (mean-field) posteriors the predictive "
-        "variance between two inputs is bounded by the variances at those inputs, so the band cannot "
-        "widen inside a gap the way exact inference does; these numbers are reported as measured, "
-        "not tuned."
-    )
+    parts = [GAP_DEFINITION, f"Measured: {listed}."]
+    parts += _hmc_verdict(mean_field, ratio.get("hmc"))
+    parts += _weak_gap(mean_field)
+    parts += _underfit_caveat(metrics, true_noise)
+    parts.append(FOONG_NOTE)
     return "\n\n".join(parts)
+
+
+def _hmc_verdict(mean_field: Mapping[str, float], hmc: Any) -> list[str]:
+    """How the mean-field gap ratios compare with HMC's (the exact-inference reference)."""
+    if not mean_field:
+        return []
+    if not isinstance(hmc, float):
+        return ["HMC did not run, so the mean-field ratios have no exact-inference reference here."]
+    below = [k for k, v in mean_field.items() if v < hmc]
+    if len(below) == len(mean_field):
+        return [f"All mean-field methods ({', '.join(display(k) for k in mean_field)}) show less in-between "
+                f"uncertainty than HMC ({_fmt(hmc)}), as Foong et al. (2019) predict."]
+    if not below:
+        return [f"Here the mean-field methods do not under-estimate in-between uncertainty relative to "
+                f"HMC ({_fmt(hmc)}): every one has a gap ratio at least as large, contrary to what "
+                "Foong et al. (2019) would lead one to expect for this network."]
+    return [f"Mixed result: {', '.join(display(k) for k in below)} fall below HMC's {_fmt(hmc)}, the others do not."]
+
+
+def _weak_gap(mean_field: Mapping[str, float]) -> list[str]:
+    """The mean-field methods whose gap ratio is below 2."""
+    weak = [display(k) for k, v in mean_field.items() if v < 2.0]
+    if not weak:
+        return []
+    return [f"Gap ratio below 2 for {', '.join(weak)}: the in-between uncertainty is under-estimated."]
+
+
+def _underfit_caveat(metrics: Mapping[str, Mapping[str, Any]], true_noise: float | None) -> list[str]:
+    """A caveat for methods whose test RMSE is over twice the best, and why they under-fit."""
+    rmse = {k: m.get("rmse") for k, m in metrics.items() if isinstance(m.get("rmse"), float)}
+    if not rmse:
+        return []
+    best = min(rmse.values())
+    loose = [k for k, v in rmse.items() if v > 2 * best]
+    if not loose:
+        return []
+    named = ", ".join(f"{display(k)} ({rmse[k]:.2f})" for k in loose)
+    return [
+        f"Caveat: {named} have a test RMSE more than twice the best ({best:.2f}): they "
+        "under-fit the data, so their epistemic band is wide at the training inputs too and their "
+        "ratios compare a loose fit with itself rather than measure in-between uncertainty alone.",
+        *underfit_text(metrics, loose, true_noise),
+    ]
 
 
 OUTPUT_TEXT = (
