@@ -22,12 +22,14 @@ import argparse
 import json
 import math
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vbayes.errors import VBayesError
 
-__all__ = ["ConfigError", "read_config_file", "config_values", "install_config_option"]
+__all__ = ["ConfigError", "read_config_file", "config_values", "install_config_option", "command_line",
+           "repeat_command"]
 
 _SENTINEL = object()
 _RESERVED = {"help", "config", "version"}
@@ -182,3 +184,65 @@ def install_config_option(parser: argparse.ArgumentParser) -> None:
         return result, extras
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+#: Options whose value is a path: a repeated command names it absolute, so it runs from any folder.
+PATH_OPTIONS = frozenset({"out", "data_dir", "config"})
+#: Options about one invocation, not about the run: a repeated command leaves them out (``--config``
+#: too: its values are already in the namespace, each spelled out).
+_INVOCATION = frozenset({"overwrite", "resume", "config", "help", "version"})
+
+
+def _argument_text(value: Any, path: bool) -> str:
+    if path:
+        return os.path.abspath(os.fspath(value))
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):  # a comma-separated option such as --hidden 100,100
+        return ",".join(_argument_text(v, False) for v in value)
+    return str(value)
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, prog: str) -> str:
+    """The command line ``prog ...`` that ``parser`` parses back into ``args`` (shell-quoted).
+
+    Walks ``parser``'s actions in order: every option whose value is not ``None`` is spelled out,
+    defaults included (so a later change of a default does not change a repeated run); an option
+    whose value is ``None`` (not given, no default) is left out; a flag appears when it differs
+    from its default; floats are written with ``repr`` (exact), sequences comma-separated, the
+    paths of :data:`PATH_OPTIONS` absolute. ``--overwrite``, ``--resume`` and ``--config`` are
+    left out (they are about one invocation; a config file's values are spelled out instead).
+    """
+    parts = shlex.split(prog)
+    for action in parser._actions:  # argparse has no public accessor
+        if action.dest in _INVOCATION or action.dest == argparse.SUPPRESS:
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None:
+            continue
+        if not action.option_strings:
+            parts.append(_argument_text(value, False))
+            continue
+        option = max(action.option_strings, key=len)
+        if isinstance(action, argparse.BooleanOptionalAction):
+            parts.append(option if value else f"--no-{option[2:]}")
+        elif isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if value != action.default:
+                parts.append(option)
+        elif not isinstance(action, argparse._StoreAction):
+            raise ValueError(f"command_line: cannot spell out {option} ({type(action).__name__})")
+        elif action.nargs not in (None, "?"):
+            parts += [option, *(_argument_text(v, action.dest in PATH_OPTIONS) for v in value)]
+        else:
+            parts += [option, _argument_text(value, action.dest in PATH_OPTIONS)]
+    return shlex.join(parts)
+
+
+def repeat_command(args: argparse.Namespace) -> str:
+    """The ``vbayes`` command line that repeats the run of ``args`` (parsed by ``vbayes COMMAND``):
+    :func:`command_line` over that sub-command's parser; ``vbayes resume`` replays it."""
+    from vbayes.cli.entry import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return command_line(commands[args.command], args, f"vbayes {args.command}")

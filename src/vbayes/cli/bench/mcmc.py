@@ -19,27 +19,17 @@ from typing import Any
 
 import torch
 
-from vbayes.cli.commands._common import nonneg_int, positive_int, prepare_out, seed_int
+from vbayes.cli.commands._common import nonneg_int, positive_int, prepare_out, seed_int, widths
 from vbayes.data.toy import cubic_standardised
 from vbayes.files import write_json
 
 DEFAULT_WIDTHS = (2, 5, 10, 20, 50, 100, 200)
 
 
-def _widths(text: str) -> list[int]:
-    try:
-        out = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be integers >= 1, got {text!r}")
-    return out
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("mcmc", help="HMC mixing and ESS/s vs network width on the cubic toy")
-    parser.add_argument("--widths", type=_widths, default=list(DEFAULT_WIDTHS),
-                        help="hidden widths, comma-separated (default 2,5,10,20,50,100,200)")
+    parser.add_argument("--widths", type=widths, default=DEFAULT_WIDTHS,
+                        help=f"hidden widths, comma-separated (default {','.join(map(str, DEFAULT_WIDTHS))})")
     parser.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
     parser.add_argument("--warmup", type=nonneg_int, default=500, help="warm-up iterations (default 500)")
     parser.add_argument("--samples", type=positive_int, default=500, help="kept iterations (default 500)")

@@ -7,66 +7,78 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from vbayes.errors import VBayesError
+from vbayes.losses import LIKELIHOODS
+from vbayes.models.nets import ARCHS
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def checked_number(convert: Callable[[str], Any], within: Callable[[Any], bool], expected: str, bound: str,
+                   name: str) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)``, refused unless ``within(value)``.
+
+    The two one-line errors read ``expected {expected}, got 'text'`` (not a number) and
+    ``must be {bound}, got text`` (out of range); ``name`` is the function's ``__name__``.
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not within(value):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = f"argparse type: {expected}, {bound}."
+    return parse
+
+
+positive_int = checked_number(int, lambda v: v >= 1, "a positive integer", ">= 1", "positive_int")
+nonneg_int = checked_number(int, lambda v: v >= 0, "an integer >= 0", ">= 0", "nonneg_int")
+seed_int = checked_number(int, lambda v: 0 <= v < 2**32, "an integer seed", f"in 0 .. {2**32 - 1}", "seed_int")
+"""A random seed: an integer in 0 .. 2**32 - 1 (what every generator accepts)."""
+positive_float = checked_number(float, lambda v: 0 < v < math.inf, "a positive number", "a finite number > 0",
+                                "positive_float")  # fmt: skip
+nonneg_float = checked_number(float, lambda v: 0 <= v < math.inf, "a number >= 0", "a finite number >= 0",
+                              "nonneg_float")  # fmt: skip
+
+
+def widths(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated layer widths, each >= 1 (``50`` or ``100,100``)."""
     try:
-        value = int(text)
+        out = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be integers >= 1, got {text!r}")
+    return out
 
 
-def nonneg_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    """argparse type: a random seed, an integer in 0 .. 2**32 - 1 (what every generator accepts)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be in 0 .. {2**32 - 1}, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    """argparse type: a finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+def add_image_model_args(parser: argparse.ArgumentParser, defaults: Any, *, likelihood: bool = True) -> None:
+    """``--data``, ``--arch``, ``--likelihood`` (unless ``likelihood=False``), ``--hidden``, ``--epochs``,
+    ``--batch-size`` and ``--lr`` of the auto-encoder commands, whose defaults are the attributes
+    of the same names of ``defaults`` (the library's options class, e.g.
+    :class:`~vbayes.studies.autoencoders.vae_run.AutoencoderOptions`); ``--data`` defaults to mnist5k."""
+    parser.add_argument("--data", default="mnist5k", help="image data set: mnist5k, digits, mnist, fashion-mnist "
+                                                          "(default mnist5k)")  # fmt: skip
+    parser.add_argument("--arch", default=defaults.arch, choices=ARCHS,
+                        help=f"encoder/decoder networks (default {defaults.arch})")
+    if likelihood:
+        parser.add_argument("--likelihood", default=defaults.likelihood, choices=LIKELIHOODS,
+                            help=f"decoder likelihood (default {defaults.likelihood}, on dynamically binarised pixels)")
+    parser.add_argument("--hidden", type=positive_int, default=defaults.hidden,
+                        help=f"hidden width (default {defaults.hidden})")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                        help=f"training epochs (default {defaults.epochs})")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                        help=f"mini-batch size (default {defaults.batch_size})")
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr,
+                        help=f"Adam learning rate (default {defaults.lr:g})")
 
 
 def add_run_args(parser: argparse.ArgumentParser, default_out: str, resumable: bool = False) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 from pathlib import Path
 
-from vbayes.cli.commands._common import (add_run_args, check_fits, positive_float, positive_int, prepare_out,
-                                     resolve_device)
+from vbayes.cli.commands._common import (add_image_model_args, add_run_args, check_fits, positive_float, positive_int,
+                                         prepare_out, resolve_device)
+from vbayes.cli.config import repeat_command
 from vbayes.errors import VBayesError
 from vbayes.layers.registry import ESTIMATORS
-
+from vbayes.models.bae import BAE_POSTERIOR_STD_INIT, DEFAULT_PRIOR_SCALE
+from vbayes.studies.autoencoders.vae_run import AutoencoderOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,22 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train an auto-encoder whose encoder weights have a variational posterior; write config.json, "
                     "metrics.json, checkpoint.pt, log.csv, figures/ and report.html into --out.",
     )  # fmt: skip
-    parser.add_argument("--data", default="mnist5k", help="image data set: mnist5k, digits, mnist, fashion-mnist")
-    parser.add_argument("--arch", default="mlp", choices=("mlp", "conv"), help="encoder/decoder networks (default mlp)")
-    parser.add_argument("--likelihood", default="bernoulli", choices=("bernoulli", "gaussian"),
-                        help="decoder likelihood (default bernoulli, on dynamically binarised pixels)")
-    parser.add_argument("--latent", type=int, default=2, help="code size (default 2)")
-    parser.add_argument("--hidden", type=positive_int, default=400, help="hidden width (default 400)")
+    add_image_model_args(parser, AutoencoderOptions)  # the networks and optimiser of vbayes vae / ae
+    parser.add_argument("--latent", type=int, default=AutoencoderOptions.latent,
+                        help=f"code size (default {AutoencoderOptions.latent})")
     parser.add_argument("--estimator", default="flipout", choices=ESTIMATORS,
                         help="how the Bayesian layers sample (default flipout)")
     parser.add_argument("--bayesian-decoder", action="store_true", help="also put a weight posterior on the decoder")
-    parser.add_argument("--prior-scale", type=positive_float, default=0.1,
-                        help="standard deviation of the N(0, s^2) weight prior (default 0.1)")
-    parser.add_argument("--posterior-std", type=positive_float, default=0.05,
-                        help="initial posterior standard deviation of the Bayesian weights (default 0.05)")
-    parser.add_argument("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
-    parser.add_argument("--batch-size", type=positive_int, default=100, help="mini-batch size (default 100)")
-    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--prior-scale", type=positive_float, default=DEFAULT_PRIOR_SCALE,
+                        help=f"standard deviation of the N(0, s^2) weight prior (default {DEFAULT_PRIOR_SCALE})")
+    parser.add_argument("--posterior-std", type=positive_float, default=BAE_POSTERIOR_STD_INIT,
+                        help=f"initial posterior standard deviation of the Bayesian weights (default {BAE_POSTERIOR_STD_INIT})")
     parser.add_argument("--samples", type=int, default=100,
                         help="weight samples S per test input for the reconstruction distribution (default 100)")
     parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
@@ -43,24 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_run_args(parser, default_out="runs/bae", resumable=True)
     parser.set_defaults(func=run)
-
-
-def repeat_command(args: argparse.Namespace) -> str:
-    """The command line that repeats this run, every option spelled out."""
-    parts = ["vbayes", "bae", "--data", args.data, "--arch", args.arch, "--likelihood", args.likelihood,
-             "--latent", str(args.latent), "--hidden", str(args.hidden), "--estimator", args.estimator,
-             "--prior-scale", repr(args.prior_scale), "--posterior-std", repr(args.posterior_std), "--epochs", str(args.epochs), "--batch-size",
-             str(args.batch_size), "--lr", repr(args.lr), "--samples", str(args.samples), "--seed", str(args.seed),
-             "--device", args.device, "--out", str(args.out)]  # fmt: skip
-    if args.bayesian_decoder:
-        parts.append("--bayesian-decoder")
-    if args.early_stopping is not None:
-        parts += ["--early-stopping", str(args.early_stopping)]
-    if args.data_dir is not None:
-        parts += ["--data-dir", os.path.abspath(args.data_dir)]  # resumable from any folder
-    if args.no_progress:
-        parts.append("--no-progress")
-    return shlex.join(parts)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 from pathlib import Path
 
-from vbayes.cli.commands._common import (add_run_args, check_fits, positive_float, positive_int, prepare_out,
-                                     resolve_device)
+from vbayes.cli.commands._common import add_image_model_args, add_run_args, check_fits, positive_int, prepare_out, resolve_device
+from vbayes.cli.config import repeat_command
 from vbayes.errors import VBayesError
+from vbayes.layers.registry import ESTIMATORS
+from vbayes.studies.autoencoders.compare import CompareConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,42 +19,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "config.json, metrics.json (one object per model), ambiguous.json, ae/ vae/ bae/ checkpoints, "
                     "figures/ and report.html into --out.",
     )  # fmt: skip
-    parser.add_argument("--data", default="mnist5k", help="image data set: mnist5k, digits, mnist, fashion-mnist")
-    parser.add_argument("--arch", default="mlp", choices=("mlp", "conv"), help="encoder/decoder networks (default mlp)")
-    parser.add_argument("--latent", type=int, default=2, help="code size of every model (default 2)")
-    parser.add_argument("--hidden", type=positive_int, default=400, help="hidden width (default 400)")
-    parser.add_argument("--estimator", default="flipout", choices=("flipout", "reparam", "lrt"),
-                        help="sampling of the Bayesian AE's layers (default flipout)")
-    parser.add_argument("--epochs", type=positive_int, default=30, help="training epochs per model (default 30)")
-    parser.add_argument("--batch-size", type=positive_int, default=100, help="mini-batch size (default 100)")
-    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--samples", type=int, default=100,
-                        help="samples S per shown input for reconstruction mean/std and code clouds (default 100)")
-    parser.add_argument("--search-samples", type=int, default=30,
-                        help="samples per test input in the search for ambiguous inputs (default 30)")
+    add_image_model_args(parser, CompareConfig, likelihood=False)
+    parser.add_argument("--latent", type=int, default=CompareConfig.latent,
+                        help=f"code size of every model (default {CompareConfig.latent})")
+    parser.add_argument("--estimator", default=CompareConfig.estimator, choices=ESTIMATORS,
+                        help=f"sampling of the Bayesian AE's layers (default {CompareConfig.estimator})")
+    parser.add_argument("--samples", type=int, default=CompareConfig.samples,
+                        help=f"samples S per shown input for reconstruction mean/std and code clouds "
+                             f"(default {CompareConfig.samples})")
+    parser.add_argument("--search-samples", type=int, default=CompareConfig.search_samples,
+                        help=f"samples per test input in the search for ambiguous inputs "
+                             f"(default {CompareConfig.search_samples})")
     parser.add_argument("--search-inputs", type=positive_int, default=None,
                         help="search only the first N test inputs (default: all)")
-    parser.add_argument("--iw-samples", type=positive_int, default=100,
-                        help="importance samples K of the VAE's test NLL (default 100)")
+    parser.add_argument("--iw-samples", type=positive_int, default=CompareConfig.iw_samples,
+                        help=f"importance samples K of the VAE's test NLL (default {CompareConfig.iw_samples})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_run_args(parser, default_out="runs/ae-compare", resumable=True)
     parser.set_defaults(func=run)
-
-
-def repeat_command(args: argparse.Namespace) -> str:
-    """The command line that repeats this run, every option spelled out."""
-    parts = ["vbayes", "compare-ae", "--data", args.data, "--arch", args.arch, "--latent", str(args.latent),
-             "--hidden", str(args.hidden), "--estimator", args.estimator, "--epochs", str(args.epochs),
-             "--batch-size", str(args.batch_size), "--lr", repr(args.lr), "--samples", str(args.samples),
-             "--search-samples", str(args.search_samples), "--iw-samples", str(args.iw_samples),
-             "--seed", str(args.seed), "--device", args.device, "--out", str(args.out)]  # fmt: skip
-    if args.search_inputs is not None:
-        parts += ["--search-inputs", str(args.search_inputs)]
-    if args.data_dir is not None:
-        parts += ["--data-dir", os.path.abspath(args.data_dir)]  # resumable from any folder
-    if args.no_progress:
-        parts.append("--no-progress")
-    return shlex.join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vbayes import __version__
-    from vbayes.studies.autoencoders.compare import CompareConfig, check_image_data, compare_autoencoders
+    from vbayes.studies.autoencoders.compare import check_image_data, compare_autoencoders
     from vbayes.data import load
     from vbayes.files import write_json
     from vbayes.report import Report

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 
-from vbayes.cli.commands._common import add_run_args, positive_float, positive_int, prepare_out
-
-
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated widths, got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"hidden widths must be >= 1, got {text!r}")
-    return widths
+from vbayes.cli.config import repeat_command
+from vbayes.cli.commands._common import add_run_args, positive_float, positive_int, prepare_out, widths
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--methods", default="all", help="'all' or comma-separated method names (default all)")
     parser.add_argument("--splits", type=positive_int, default=None, help="UCI: run the first N splits (default all)")
     parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: each method's)")
-    parser.add_argument("--hidden", type=_hidden, default=None,
+    parser.add_argument("--hidden", type=widths, default=None,
                         help="hidden widths, e.g. 50 or 100,100 (default 50; UCI: n_hidden.txt)")
     parser.add_argument("--noise", choices=NOISE_KINDS, default=None,
                         help="regression noise of every method (default: each method's; hmc takes homoscedastic "
@@ -42,18 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_run_args(parser, default_out="runs/uq", resumable=True)
     parser.set_defaults(func=run)
-
-
-def repeat_command(args: argparse.Namespace) -> str:
-    """The command line that repeats (or, with --resume, continues) this run: every option, absolute --data-dir."""
-    parts = ["vbayes", "uq", "--data", args.data, "--methods", args.methods, "--seed", str(args.seed),
-             "--device", args.device, "--out", str(args.out)]  # fmt: skip
-    for flag, value in (("--splits", args.splits), ("--epochs", args.epochs), ("--noise", args.noise),
-                        ("--noise-std", args.noise_std), ("--hidden", args.hidden and ",".join(map(str, args.hidden))),
-                        ("--data-dir", args.data_dir and os.path.abspath(args.data_dir))):  # fmt: skip
-        if value is not None:
-            parts += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return shlex.join(parts + ["--no-progress"] * args.no_progress)
 
 
 def run(args: argparse.Namespace) -> int:

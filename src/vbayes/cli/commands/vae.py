@@ -6,13 +6,14 @@ Also holds the option parsing and run logic that ``vbayes ae`` shares.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vbayes.cli.commands._common import (
+    add_image_model_args,
     add_run_args,
     check_fits,
     nonneg_float,
@@ -22,30 +23,27 @@ from vbayes.cli.commands._common import (
     prepare_out,
     resolve_device,
 )
+from vbayes.cli.config import repeat_command
 from vbayes.errors import VBayesError
 
 
 
 def add_autoencoder_args(parser: argparse.ArgumentParser, model: str) -> None:
-    """The options of ``vbayes vae`` (``model="vae"``) or ``vbayes ae`` (no KL options)."""
-    parser.add_argument("--data", default="mnist5k", help="data set: mnist5k, digits, mnist, fashion-mnist (default mnist5k)")
-    parser.add_argument("--arch", default="mlp", choices=("mlp", "conv"), help="encoder/decoder networks (default mlp)")
-    parser.add_argument("--likelihood", default="bernoulli", choices=("bernoulli", "gaussian"),
-                        help="decoder likelihood (default bernoulli, on dynamically binarised pixels)")
-    parser.add_argument("--gaussian-std", type=positive_float, default=None,
+    """The options of ``vbayes vae`` (``model="vae"``) or ``vbayes ae`` (no KL options); the defaults
+    are those of :class:`~vbayes.studies.autoencoders.vae_run.AutoencoderOptions`."""
+    from vbayes.studies.autoencoders.vae_run import AutoencoderOptions as D
+
+    add_image_model_args(parser, D)
+    parser.add_argument("--gaussian-std", type=positive_float, default=D.gaussian_std,
                         help="fixed standard deviation of the gaussian likelihood (default: learned)")
-    parser.add_argument("--latent", type=positive_int, default=2, help="latent size (default 2)")
-    parser.add_argument("--hidden", type=positive_int, default=400, help="hidden width (default 400)")
-    parser.add_argument("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
-    parser.add_argument("--batch-size", type=positive_int, default=100, help="mini-batch size (default 100)")
-    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--latent", type=positive_int, default=D.latent, help=f"latent size (default {D.latent})")
     if model == "vae":
-        parser.add_argument("--beta", type=nonneg_float, default=1.0, help="weight of the KL term (default 1)")
-        parser.add_argument("--warmup", type=nonneg_int, default=0,
-                            help="epochs of linear KL warm-up from 0 to beta (default 0)")
-        parser.add_argument("--iw-samples", type=positive_int, default=500,
-                            help="importance samples K for the test log-likelihood (default 500)")
-    parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
+        parser.add_argument("--beta", type=nonneg_float, default=D.beta, help=f"weight of the KL term (default {D.beta:g})")
+        parser.add_argument("--warmup", type=nonneg_int, default=D.warmup,
+                            help=f"epochs of linear KL warm-up from 0 to beta (default {D.warmup})")
+        parser.add_argument("--iw-samples", type=positive_int, default=D.iw_samples,
+                            help=f"importance samples K for the test log-likelihood (default {D.iw_samples})")
+    parser.add_argument("--early-stopping", type=positive_int, default=D.early_stopping, metavar="PATIENCE",
                         help="stop after this many epochs without a better validation loss")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=positive_int, default=None,
@@ -53,48 +51,32 @@ def add_autoencoder_args(parser: argparse.ArgumentParser, model: str) -> None:
     add_run_args(parser, default_out=f"runs/{model}", resumable=True)
 
 
+def register_autoencoder(subparsers: argparse._SubParsersAction, model: str, help: str, trains: str) -> None:
+    """Add the parser of ``vbayes vae`` or ``vbayes ae`` (``model``), whose run is :func:`run_autoencoder`."""
+    parser = subparsers.add_parser(model, help=help,
+                                   description=f"Train {trains}; write config.json, metrics.json, checkpoint.pt, "
+                                               "log.csv, figures/ and report.html into --out.")  # fmt: skip
+    add_autoencoder_args(parser, model)
+    parser.set_defaults(func=functools.partial(run_autoencoder, model=model))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("vae", help="train a variational auto-encoder on images",
-                                   description="Train a VAE; write config.json, metrics.json, checkpoint.pt, "
-                                               "log.csv, figures/ and report.html into --out.")
-    add_autoencoder_args(parser, "vae")
-    parser.set_defaults(func=run)
+    register_autoencoder(subparsers, "vae", "train a variational auto-encoder on images", "a VAE")
 
 
 def options_from_args(args: argparse.Namespace, model: str) -> Any:
     """:class:`~vbayes.studies.autoencoders.vae_run.AutoencoderOptions` from parsed arguments (checked)."""
     from vbayes.studies.autoencoders.vae_run import AutoencoderOptions
 
+    kl_options = {k: getattr(args, k) for k in ("beta", "warmup", "iw_samples") if hasattr(args, k)}  # vae only
     options = AutoencoderOptions(
         model=model, arch=args.arch, likelihood=args.likelihood, gaussian_std=args.gaussian_std,
         latent=args.latent, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        beta=getattr(args, "beta", 1.0), warmup=getattr(args, "warmup", 0),
-        iw_samples=getattr(args, "iw_samples", 500), seed=args.seed, device=args.device,
-        early_stopping=args.early_stopping, progress=not args.no_progress,
+        seed=args.seed, device=args.device, early_stopping=args.early_stopping, progress=not args.no_progress,
+        **kl_options,
     )  # fmt: skip
     options.check()
     return options
-
-
-def repeat_command(args: argparse.Namespace, model: str, options: Any) -> str:
-    """The command line that repeats this run (every option spelled out)."""
-    parts = ["vbayes", model, "--data", args.data, "--arch", options.arch, "--likelihood", options.likelihood,
-             "--latent", str(options.latent), "--hidden", str(options.hidden), "--epochs", str(options.epochs),
-             "--batch-size", str(options.batch_size), "--lr", repr(options.lr), "--seed", str(options.seed),
-             "--device", options.device, "--out", str(args.out)]
-    if options.gaussian_std is not None:
-        parts += ["--gaussian-std", repr(options.gaussian_std)]
-    if model == "vae":
-        parts += ["--beta", repr(options.beta), "--warmup", str(options.warmup), "--iw-samples", str(options.iw_samples)]
-    if options.early_stopping is not None:
-        parts += ["--early-stopping", str(options.early_stopping)]
-    if args.data_dir is not None:
-        parts += ["--data-dir", os.path.abspath(args.data_dir)]  # resumable from any folder
-    if args.threads is not None:
-        parts += ["--threads", str(args.threads)]
-    if args.no_progress:
-        parts.append("--no-progress")
-    return shlex.join(parts)
 
 
 def run_autoencoder(args: argparse.Namespace, model: str) -> int:
@@ -119,7 +101,7 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     check_fits(data.image_shape, options.hidden, options.latent, n_test=len(data.x_test),
                samples=options.iw_samples if model == "vae" else 1, samples_option="--iw-samples")
     config = {
-        "command": repeat_command(args, model, options),
+        "command": repeat_command(args),
         "model": model,
         "data": args.data,
         "data_dir": os.path.abspath(args.data_dir) if args.data_dir is not None else None,
@@ -143,7 +125,3 @@ def run_autoencoder(args: argparse.Namespace, model: str) -> int:
     print(f"report: {out / 'report.html'}")
     return 0
 
-
-def run(args: argparse.Namespace) -> int:
-    """``vbayes vae``."""
-    return run_autoencoder(args, "vae")
