@@ -24,6 +24,13 @@ from vbayes.models.nets import mlp as build_mlp
 
 DATASET_SIZE = 60_000  # the KL is scaled by 1 / N as in an ELBO on MNIST
 
+TARGETS = {"vbayes reparam": 1.5, "vbayes lrt": 1.8, "vbayes flipout": 2.0}
+"""Issue 14's targets: step time of the 784-400-400-10 MLP at batch 128 on 1 thread, as a multiple
+of the same net with ``nn.Linear``."""
+TARGET_BATCH = 128
+THREAD_SLACK = 0.3
+"""On more threads the ratio may be at most this much above the 1-thread ratio."""
+
 def _vbayes_layer(kind: str, op: type[nn.Module]) -> type[nn.Module]:
     """The vbayes layer of ``kind`` ("vbayes reparam" / "vbayes flipout" / "vbayes lrt") for ``op``."""
     return layer_class(kind.split()[-1], op)
@@ -166,13 +173,45 @@ def run(args: argparse.Namespace) -> int:
     header = f"{'net':<5} {'batch':>5} {'thr':>3}  " + "  ".join(f"{k:>22}" for k in kinds)
     print(header)
     print("-" * len(header))
+    ratios: dict[tuple[str, int, int], dict[str, float]] = {}
     try:
         for net, batch, threads in settings:
             med = run_table(net, batch, threads, kinds, bl, args.rounds, args.per_round)
             base = med["nn.Linear"]
+            ratios[(net, batch, threads)] = {k: med[k] / base for k in kinds}
             cells = [f"{med[k] * 1e3:8.2f} ms ({med[k] / base:4.2f}x)" for k in kinds]
             print(f"{net:<5} {batch:>5} {threads:>3}  " + "  ".join(f"{c:>22}" for c in cells), flush=True)
     finally:
         torch.set_num_threads(all_threads)
     print("\nnn.Linear column: the deterministic baseline (nn.Linear / nn.Conv2d), ratio 1.00x by definition.")
+    print()
+    for line in target_report(ratios, max(thread_counts)):
+        print(line)
     return 0
+
+
+def target_report(ratios: dict[tuple[str, int, int], dict[str, float]], threads: int) -> list[str]:
+    """Lines saying, for each of :data:`TARGETS`, whether the mlp at batch 128 met it (and by how much).
+
+    ``ratios[(net, batch, threads)][kind]`` is a measured ratio to ``nn.Linear``; ``threads`` the
+    largest thread count measured, compared with 1 thread against :data:`THREAD_SLACK`.
+    """
+    one = ratios.get(("mlp", TARGET_BATCH, 1))
+    if one is None:
+        return [f"targets: not checked (they are for the mlp at batch {TARGET_BATCH}; pass --batch-sizes {TARGET_BATCH})"]
+    lines = [f"targets (mlp, batch {TARGET_BATCH}, 1 thread; ratio to nn.Linear):"]
+    for kind, target in TARGETS.items():
+        r = one[kind]
+        verdict = "met" if r <= target else f"missed by {r - target:.2f}x"
+        lines.append(f"  {kind.split()[-1]:<8} {r:4.2f}x <= {target:.1f}x: {verdict}")
+    many = ratios.get(("mlp", TARGET_BATCH, threads)) if threads > 1 else None
+    if many is None:
+        lines.append(f"  {threads} thread(s) available: the {THREAD_SLACK}x thread target was not checked")
+        return lines
+    lines.append(f"{threads} threads vs 1 thread (target: at most +{THREAD_SLACK:.1f}x):")
+    for kind in TARGETS:
+        d = many[kind] - one[kind]
+        verdict = "met" if d <= THREAD_SLACK else f"missed by {d - THREAD_SLACK:.2f}x"
+        lines.append(f"  {kind.split()[-1]:<8} {many[kind]:4.2f}x - {one[kind]:4.2f}x = {d:+.2f}x <= +{THREAD_SLACK:.1f}x: "
+                     f"{verdict}")
+    return lines
