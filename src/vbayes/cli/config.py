@@ -223,8 +223,8 @@ def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, prog
         if not action.option_strings:
             parts.append(_argument_text(value, False))
             continue
-        option = max(action.option_strings, key=len)
-        if isinstance(action, argparse.BooleanOptionalAction):
+        option = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        if isinstance(action, argparse.BooleanOptionalAction):  # option strings: --name, --no-name
             parts.append(option if value else f"--no-{option[2:]}")
         elif isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
             if value != action.default:
