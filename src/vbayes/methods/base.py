@@ -97,6 +97,7 @@ def train_loop(
     modules: Sequence[nn.Module] = (),
     tol: float | None = None,
     final_lr: float | None = None,
+    on_epoch_end: Callable[[], None] | None = None,
 ) -> bool:
     """Adam on ``loss_fn(x_batch, y_batch, step)`` over shuffled minibatches; False on NaN.
 
@@ -104,7 +105,9 @@ def train_loop(
     end); ``step`` counts from 0. With ``final_lr`` the learning rate falls from ``lr`` to
     ``final_lr`` along a cosine over the ``steps`` (less optimiser noise at the end). The first
     non-finite loss stops training and sets ``info["error"]``. ``modules`` are put in train
-    mode first.
+    mode first. ``on_epoch_end()``, when given, is called after the last minibatch of every pass
+    over the data (e.g. to validate and keep the best weights; it must leave the modules in train
+    mode).
 
     Convergence check: the mean loss is compared over consecutive windows of
     ``max(50, steps // 20)`` steps. With ``tol`` (nats per point) training stops once a window
@@ -140,6 +143,8 @@ def train_loop(
             schedule.step()
         total += float(loss.detach())
         step += 1
+        if on_epoch_end is not None and pos >= n:
+            on_epoch_end()
         if step % window == 0:
             mean = total / window
             info["final_loss"], total = mean, 0.0

@@ -17,7 +17,7 @@ from vbayes.errors import VBayesError
 from vbayes.methods.predictive import RegressionPrediction
 from vbayes.methods.base import Method, Prediction, seeded, stack_predictions
 from vbayes.methods.noise import NoiseModel
-from vbayes.methods.output import train_point_network
+from vbayes.methods.output import OutputMethod, train_point_network
 
 
 class EnsembleMethod(Method):
@@ -32,14 +32,7 @@ class EnsembleMethod(Method):
     name: ClassVar[str] = "ensemble"
     defaults: ClassVar[dict[str, Any]] = {
         "n_members": 5,
-        "lr": 3e-3,
-        "batch_size": 32,
-        "steps": 3000,
-        "weight_decay": 1e-4,
-        "activation": "relu",
-        "noise": "heteroscedastic",
-        "noise_std": None,
-        "final_lr": None,
+        **OutputMethod.defaults,  # each member is an ``output`` network
         "adversarial": False,
         "adv_eps": 0.01,
     }

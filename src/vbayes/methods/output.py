@@ -13,14 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from vbayes.models.nets import mlp
-from vbayes.methods.base import (
-    Method,
-    Prediction,
-    regression_or_classification_loss,
-    resolve_batch_size,
-    stack_predictions,
-    train_loop,
-)
+from vbayes.methods.base import Method, Prediction, regression_or_classification_loss, resolve_batch_size, stack_predictions, train_loop
 from vbayes.methods.noise import NoiseModel
 
 

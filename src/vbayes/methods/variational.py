@@ -31,14 +31,7 @@ from vbayes.layers import kl_divergence
 from vbayes.layers.registry import layer_class
 from vbayes.losses import kl_weight
 from vbayes.models.nets import mlp
-from vbayes.methods.base import (
-    Method,
-    Prediction,
-    regression_or_classification_loss,
-    resolve_batch_size,
-    stack_predictions,
-    train_loop,
-)
+from vbayes.methods.base import Method, Prediction, regression_or_classification_loss, resolve_batch_size, stack_predictions, train_loop
 from vbayes.layers.priors import Normal
 
 

@@ -22,17 +22,19 @@ import functools
 import io
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vbayes.cli.commands._common import add_run_args, positive_int, prepare_out, resolve_device
+from vbayes.errors import TrainingDiverged
 from vbayes.files import atomic_write_bytes, write_json
-from vbayes.layers import LinearLRT, VariationalLayer, kl_divergence
+from vbayes.layers import DEFAULT_POSTERIOR_STD, LinearLRT, VariationalLayer, kl_divergence
 from vbayes.layers.registry import ESTIMATORS as REGISTERED
 from vbayes.layers.registry import layer_class
+from vbayes.methods.base import train_loop
 from vbayes.models.nets import mlp
 
 ESTIMATORS: dict[str, type] = {name: layer_class(name) for name in REGISTERED}
@@ -41,7 +43,7 @@ ESTIMATORS: dict[str, type] = {name: layer_class(name) for name in REGISTERED}
 FIT_STD_INIT = 0.05  # softplus(-3), the usual initial sigma of bayesian-torch
 
 
-def bayesian_mlp(cls: type, sizes: list[int], std_init: float = 1e-3) -> nn.Sequential:
+def bayesian_mlp(cls: type, sizes: list[int], std_init: float = DEFAULT_POSTERIOR_STD) -> nn.Sequential:
     """``sizes[0] -> ... -> sizes[-1]`` MLP of Bayesian layers ``cls`` with ReLU in between."""
     return mlp(sizes[0], sizes[1:-1], sizes[-1], linear=functools.partial(cls, posterior_std_init=std_init))
 
@@ -82,7 +84,8 @@ def gradient_variance(model: nn.Module, x: Tensor, y: Tensor, batch_size: int, n
 
 def fit_posterior(sizes: list[int], x: Tensor, y: Tensor, epochs: int, batch_size: int,
                   generator: torch.Generator) -> dict[str, Tensor]:
-    """Train an LRT MLP for ``epochs`` (Adam, lr 1e-3, ELBO) and return its state_dict.
+    """Train an LRT MLP for ``epochs`` passes (Adam, lr 1e-3, ELBO; :func:`vbayes.methods.base.train_loop`)
+    and return its state_dict.
 
     sigma starts at ``FIT_STD_INIT`` so that a short fit ends at a realistic posterior width.
     """
@@ -90,16 +93,15 @@ def fit_posterior(sizes: list[int], x: Tensor, y: Tensor, epochs: int, batch_siz
     for m in model.modules():
         if isinstance(m, VariationalLayer):
             m.generator = generator if x.device.type == "cpu" else None
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = x.shape[0]
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x[idx]), y[idx]) + kl_divergence(model) / n
-            loss.backward()
-            opt.step()
+
+    def loss_fn(xb: Tensor, yb: Tensor, step: int) -> Tensor:
+        return F.cross_entropy(model(xb), yb) + kl_divergence(model) / n
+
+    info: dict[str, Any] = {}
+    if not train_loop(model.parameters(), loss_fn, x, y, steps=epochs * math.ceil(n / batch_size),
+                      batch_size=batch_size, lr=1e-3, info=info, generator=generator, modules=[model]):  # fmt: skip
+        raise TrainingDiverged(f"bench gradvar: fitting the posterior: {info['error']}")
     return model.state_dict()
 
 

@@ -6,12 +6,15 @@ to decoded images, never to choose or tune the auto-encoders themselves.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from vbayes.errors import DataError
+from vbayes.errors import DataError, TrainingDiverged
+from vbayes.methods.base import train_loop
 from vbayes.models.nets import mlp
 
 
@@ -69,8 +72,9 @@ def train_digit_classifier(
 
     Args:
         data: an :class:`~vbayes.data.ImageData` (``x_*`` ``(N, C, H, W)`` in [0, 1], ``y_*`` ``(N,)``).
-        epochs, batch_size, lr: Adam on the cross-entropy; the weights of the epoch with the
-            best validation accuracy are kept.
+        epochs, batch_size, lr: Adam on the cross-entropy (:func:`vbayes.methods.base.train_loop`,
+            ``epochs`` passes over the data); the weights of the epoch with the best validation
+            accuracy are kept.
         seed: seeds the initialisation and the batch order (a CPU run repeats exactly).
 
     Returns:
@@ -84,24 +88,25 @@ def train_digit_classifier(
     x_te, y_te = data.x_test.to(device), data.y_test.to(device)  # type: ignore[attr-defined]
     n_classes = int(max(y_tr.max(), y_va.max(), y_te.max())) + 1
     gen = torch.Generator().manual_seed(seed)
+    best: dict[str, Any] = {"accuracy": -1.0, "state": None}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DigitClassifier(tuple(x_tr.shape[1:]), n_classes, hidden).to(device)  # type: ignore[arg-type]
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        best_acc, best_state = -1.0, None
-        for _ in range(epochs):
-            model.train()
-            order = torch.randperm(len(x_tr), generator=gen).to(device)
-            for i in range(0, len(order), batch_size):
-                idx = order[i : i + batch_size]
-                loss = nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            acc = _accuracy(model, x_va, y_va)
-            if acc > best_acc:
-                best_acc = acc
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        def keep_best() -> None:
+            acc = _accuracy(model, x_va, y_va)  # predict_proba leaves the model in train mode
+            if acc > best["accuracy"]:
+                best.update(accuracy=acc, state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
+        def loss_fn(xb: Tensor, yb: Tensor, step: int) -> Tensor:
+            return nn.functional.cross_entropy(model(xb), yb)
+
+        info: dict[str, Any] = {}
+        steps = epochs * math.ceil(len(x_tr) / batch_size)
+        if not train_loop(model.parameters(), loss_fn, x_tr, y_tr, steps=steps, batch_size=batch_size, lr=lr,
+                          info=info, generator=gen, modules=[model], on_epoch_end=keep_best):  # fmt: skip
+            raise TrainingDiverged(f"digit classifier: {info['error']}")
+    best_acc, best_state = best["accuracy"], best["state"]
     assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
