@@ -19,18 +19,11 @@ from vbayes.plots import (
     plot_training_curves,
 )
 from vbayes.report import Report
+from vbayes.report.notes import note_rows
 
-METRIC_NOTES = {
-    "test_recon_nll": "E_q(w)[-log p(x | w)] on the fixed binarised test set (nats per example)",
-    "test_elbo": "-(test_recon_nll + kl_per_example): the per-example ELBO (nats, higher is better)",
-    "kl_per_example": "KL(q(w) || p(w)) / N_train (nats per example)",
-    "mean_predictive_std": "per-pixel std of the reconstructions over weight samples, averaged (pixel units)",
-    "predictive_samples": "weight samples S per test input",
-    "epochs": "epochs run",
-    "best_epoch": "epoch of the kept (best validation) weights",
-    "seconds_per_epoch": "training time per epoch (s)",
-    "train_examples": "training examples",
-}
+#: metrics shown in the report's table, in this order (their meanings: :data:`vbayes.report.notes.NOTES`)
+METRIC_KEYS = ("test_recon_nll", "test_elbo", "kl_per_example", "mean_predictive_std", "predictive_samples", "epochs",
+               "best_epoch", "seconds_per_epoch", "train_examples")
 
 
 def first_of_each_class(y: Tensor, limit: int = 10) -> list[int]:
@@ -50,8 +43,7 @@ def write_bae_report(model: Any, data: Any, history: list[dict[str, Any]], metri
     x_test, y_test = data.x_test.to(device), data.y_test
     report = Report(f"Bayesian auto-encoder on {config['data']}", subtitle=config["command"])
     report.add_config(config)
-    rows = [{"metric": k, "value": metrics[k], "meaning": METRIC_NOTES[k]} for k in METRIC_NOTES if k in metrics]
-    report.add_table("Test metrics", rows)
+    report.add_table("Test metrics", note_rows(metrics, METRIC_KEYS), caption="On the fixed binarised test set.")
     if history:
         ax = plot_training_curves(history, keys=("train_loss", "val_loss"), title="Negative ELBO per example")
         report.add_figure(figure_for(ax), "Training and validation loss (reconstruction NLL + KL(q(w) || p(w)) / N) per "

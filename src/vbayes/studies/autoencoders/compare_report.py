@@ -21,17 +21,11 @@ from vbayes.plots import (
     plot_mean_std,
     plot_reconstructions,
 )
+from vbayes.report.notes import display, highlights, legend
 
-METRIC_COLUMNS = [
-    ("knn_accuracy", "kNN acc."),
-    ("silhouette", "silhouette"),
-    ("latent_mean", "latent mean"),
-    ("latent_std", "latent std"),
-    ("blend_mean_change", "blend mean Δ"),
-    ("blend_max_change", "blend max Δ"),
-    ("test_recon_nll", "recon NLL"),
-    ("mean_predictive_std", "pred. std"),
-]
+#: the measured columns of the comparison table, in this order (names and meanings: :data:`vbayes.report.notes.NOTES`)
+METRIC_KEYS = ("knn_accuracy", "silhouette", "latent_mean", "latent_std", "blend_mean_change", "blend_max_change",
+               "test_recon_nll", "mean_predictive_std")
 
 
 def _vector(values: list[float]) -> str:
@@ -43,9 +37,9 @@ def metric_rows(out: dict[str, Any], views: dict[str, AutoencoderView]) -> list[
     rows = []
     for key, view in views.items():
         row: dict[str, Any] = {"model": view.title}
-        for name, title in METRIC_COLUMNS:
+        for name in METRIC_KEYS:
             value = out[key][name]
-            row[title] = _vector(value) if isinstance(value, list) else value
+            row[display(name)] = _vector(value) if isinstance(value, list) else value
         rows.append(row)
     return rows
 
@@ -155,13 +149,8 @@ def add_comparison(report: Any, views: dict[str, AutoencoderView], data: Any, cf
     report.add_section("AE, VAE and Bayesian AE compared")
     report.add_text("", _intro(cfg, out))
     report.add_table("Measured latent space and reconstructions", metric_rows(out, views), caption=(
-        f"kNN acc.: share of test codes whose 10 nearest training codes vote for the right digit; silhouette of the test "
-        f"codes grouped by digit (1: tight separated classes, 0: overlapping); latent mean/std per dimension of the test "
-        f"point codes; blend mean / max Δ: mean absolute pixel change between consecutive frames of {cfg.blend_steps}-frame "
-        "blends of five digit pairs (mean over steps, and the largest step); recon NLL: E[-log p(x | code)] over the "
-        "model's own randomness on the fixed binarised test set (nats per example); pred. std: per-pixel std of "
-        "the reconstructions over the model's randomness, averaged over pixels and searched test inputs."),
-        highlight={"kNN acc.": "max", "silhouette": "max", "recon NLL": "min"})
+        f"{legend(METRIC_KEYS)}. Blends have {cfg.blend_steps} frames; the test set is binarised once (fixed); the "
+        "predictive std is averaged over the searched test inputs."), highlight=highlights(METRIC_KEYS))
     _latent_maps(report, views, data, summaries, min(cfg.clouds, len(chosen)), cfg.latent)
     report.add_section("Reconstructions, ambiguous inputs included")
     report.add_table("The inputs shown", out["ambiguous"], caption=(

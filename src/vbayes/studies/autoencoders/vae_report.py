@@ -23,25 +23,14 @@ from vbayes.plots import (
     plot_samples,
     plot_training_curves,
 )
+from vbayes.report.notes import note_rows
 from vbayes.studies.autoencoders.vae_run import AutoencoderRun
 
 FigureItem = tuple[Figure, str, str]
 
-#: metrics shown in the report's table, in this order, with their meaning
-METRIC_NOTES = {
-    "test_elbo": "ELBO on the test set (nats per example; higher is better)",
-    "test_nll": "-log p(x) on the test set, importance-weighted estimate (nats per example)",
-    "test_recon_nll": "-log p(x | z) decoding the code of x (nats per example)",
-    "test_kl": "KL(q(z|x) || p(z)) on the test set (nats per example)",
-    "val_elbo": "ELBO on the validation set",
-    "val_recon_nll": "reconstruction NLL on the validation set",
-    "iw_samples": "importance samples K per test example",
-    "gaussian_std": "learned standard deviation of the Gaussian likelihood (pixel units)",
-    "epochs": "epochs run",
-    "best_epoch": "epoch of the kept (best validation) weights",
-    "seconds_per_epoch": "training time per epoch (s)",
-    "train_examples": "training examples",
-}
+#: metrics shown first in the report's table, in this order (their meanings: :data:`vbayes.report.notes.NOTES`)
+METRIC_KEYS = ("test_elbo", "test_nll", "test_recon_nll", "test_kl", "val_elbo", "val_recon_nll", "iw_samples",
+               "gaussian_std", "epochs", "best_epoch", "seconds_per_epoch", "train_examples")
 
 
 def blend_pair(codes: Tensor, labels: Tensor, first: int = 2, second: int = 3) -> tuple[int, int]:
@@ -140,9 +129,8 @@ def autoencoder_figures(
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """The metrics as ``[{"metric", "value", "meaning"}]`` rows in :data:`METRIC_NOTES` order."""
-    keys = [k for k in METRIC_NOTES if k in metrics] + [k for k in metrics if k not in METRIC_NOTES]
-    return [{"metric": k, "value": metrics[k], "meaning": METRIC_NOTES.get(k, "")} for k in keys]
+    """The metrics as ``[{"metric", "value", "meaning"}]`` rows, :data:`METRIC_KEYS` first."""
+    return note_rows(metrics, METRIC_KEYS, others=True)
 
 
 def write_autoencoder_report(run: AutoencoderRun, out_dir: str | Path, config: dict[str, Any], title: str) -> Path:

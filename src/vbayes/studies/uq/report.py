@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from vbayes.data.tabular import ClassificationData, RegressionData
 from vbayes.metrics import CLASSIFICATION, REGRESSION
+from vbayes.report.notes import display as metric_display
 from vbayes.studies.uq.figures import bands_figure, calibration_figure, display, entropy_figure, reliability_figure
 from vbayes.studies.uq.pipeline import MethodResult
 from vbayes.studies.uq.published import CITATION, COUNTERPART, PUBLISHED_METHODS, published_for
@@ -32,14 +33,14 @@ def metric_rows(metrics: Mapping[str, Mapping[str, Any]], task: str) -> list[dic
             row["error"] = m.get("error")
             rows.append(row)
             continue
-        for key, spec in table.items():
-            row[spec.display] = m.get(key)
+        for key in table:
+            row[metric_display(key)] = m.get(key)
         for key in extra:
             if key in m:
-                row[key.replace("_", " ")] = m[key]
+                row[metric_display(key)] = m[key]
         if isinstance(m.get("elbo"), (int, float)):
-            row["ELBO / point"] = m["elbo"]  # variational methods: nats per training point, standardised targets
-        row["fit s"] = m.get("fit_seconds")
+            row[metric_display("elbo")] = m["elbo"]  # variational methods: nats per training point, standardised targets
+        row[metric_display("fit_seconds")] = m.get("fit_seconds")
         rows.append(row)
     return rows
 
