@@ -118,3 +118,48 @@ def test_layer_gradients_match_unfused_reference(cls):
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b)
     assert vbayes.kl_divergence(layer).item() == pytest.approx(kl.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("want_sq", [True, False])
+def test_fast_softplus_path_matches_softplus(want_sq):
+    """CPU float32 tensors of >= 4096 elements take the exp + log1p path; it equals F.softplus to
+    about 1 ulp, also past the threshold 20, and falls back to F.softplus where exp overflows."""
+    from vbayes.layers._fused import _FAST_SOFTPLUS_MIN, _sigma
+
+    rho = torch.linspace(-40.0, 60.0, 2 * _FAST_SOFTPLUS_MIN).view(64, -1)
+    sigma, sq = _sigma(rho, want_sq)
+    torch.testing.assert_close(sigma, F.softplus(rho), rtol=3e-7, atol=0.0)
+    if want_sq:
+        assert sq == pytest.approx(float((sigma.double() ** 2).sum()), rel=1e-5)
+    else:
+        assert sq is None
+    big = rho.clone()
+    big[3, 5] = 100.0  # exp(100) overflows float32
+    sigma, sq = _sigma(big, want_sq)
+    assert torch.equal(sigma, F.softplus(big))
+    assert sq is None or math.isfinite(sq)
+    nan = rho.clone()
+    nan[0, 0] = float("nan")
+    assert _sigma(nan, want_sq)[0].isnan().sum() == 1
+    small = torch.linspace(-3.0, 3.0, 100, dtype=torch.float32)
+    assert torch.equal(_sigma(small, want_sq)[0], F.softplus(small)) and _sigma(small, want_sq)[1] is None
+
+
+@pytest.mark.parametrize("mode", ["weight", "delta", "var"])
+def test_fast_path_gradients_match_plain_autograd_float32(mode):
+    """Layer-sized float32 tensors (the fast softplus path) against plain autograd."""
+    g = torch.Generator().manual_seed(5)
+    mu = (0.1 * torch.randn(80, 64, generator=g)).requires_grad_()
+    rho = (torch.randn(80, 64, generator=g) - 4.0).requires_grad_()
+    eps = torch.randn(80, 64, generator=g)
+    out, kl = PosteriorSample.apply(mode, 0.1, 0.8, None, (eps.clone(),), mu, rho)
+    sigma = F.softplus(rho)
+    ref_out = {"weight": mu + sigma * eps, "delta": sigma * eps, "var": sigma**2}[mode]
+    ref_kl = D.kl_divergence(D.Normal(mu, sigma), D.Normal(0.1, 0.8)).sum()
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(kl, ref_kl, rtol=1e-5, atol=1e-3)
+    w = torch.randn(out.shape, generator=g)
+    grads = torch.autograd.grad((out * w).sum() + 0.37 * kl, (mu, rho))
+    ref = torch.autograd.grad((ref_out * w).sum() + 0.37 * ref_kl, (mu, rho))
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

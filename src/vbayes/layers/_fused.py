@@ -56,10 +56,12 @@ def sum_log(x: Tensor) -> Tensor:
     return total
 
 
-def _normal_kl_value(mu: Tensor, sigma: Tensor, loc: float, scale: float) -> Tensor | float:
+def _normal_kl_value(mu: Tensor, sigma: Tensor, loc: float, scale: float,
+                     sigma_sq: float | None = None) -> Tensor | float:
     """KL(N(mu, sigma^2) || N(loc, scale^2)) summed over all elements (nats).
 
     A Python float on CPU (fewer tiny tensor ops), a 0-dim float64 tensor elsewhere (no sync).
+    ``sigma_sq``: sum(sigma^2) when the caller has it already (CPU).
     """
     n = mu.numel()
     flat_mu = mu.detach().reshape(-1)
@@ -67,10 +69,37 @@ def _normal_kl_value(mu: Tensor, sigma: Tensor, loc: float, scale: float) -> Ten
     centred = flat_mu if loc == 0.0 else flat_mu - loc
     const = n * (math.log(scale) - 0.5)
     if mu.device.type == "cpu":
-        quad = float(torch.dot(flat_sigma, flat_sigma)) + float(torch.dot(centred, centred))
+        if sigma_sq is None:
+            sigma_sq = float(torch.dot(flat_sigma, flat_sigma))
+        quad = sigma_sq + float(torch.dot(centred, centred))
         return quad / (2.0 * scale * scale) - float(sum_log(sigma)) + const
     quad = torch.dot(flat_sigma, flat_sigma) + torch.dot(centred, centred)
     return quad.to(torch.float64) / (2.0 * scale * scale) - sum_log(sigma) + const
+
+
+_FAST_SOFTPLUS_MIN = 4096
+"""CPU float32 tensors of at least this many elements take :func:`_sigma`'s exp + log1p path."""
+
+
+def _sigma(rho: Tensor, want_sq: bool) -> tuple[Tensor, float | None]:
+    """sigma = softplus(rho) as a new tensor, and sum(sigma^2) as a float when ``want_sq`` on the fast path.
+
+    On CPU, ``log1p(exp(rho))`` computed in place over ``exp(rho)`` takes about 60% of the time of
+    ``F.softplus`` (threshold 20) and agrees with it to 1 ulp for every rho below 88.7; above, exp
+    overflows to inf. One reduction over sigma catches that -- the KL's sum(sigma^2) when it is
+    wanted anyway, else a max -- and recomputes sigma with ``F.softplus``. Other devices, dtypes
+    and small tensors use ``F.softplus`` and return ``None`` for the sum.
+    """
+    if not (rho.device.type == "cpu" and rho.dtype == torch.float32 and rho.numel() >= _FAST_SOFTPLUS_MIN):
+        return F.softplus(rho), None
+    sigma = torch.exp(rho).log1p_()
+    flat = sigma.reshape(-1)
+    check = float(torch.dot(flat, flat)) if want_sq else float(flat.max())
+    if check == math.inf:  # exp overflowed (or sigma^2 did): the exact function
+        sigma = F.softplus(rho)
+        flat = sigma.reshape(-1)
+        check = float(torch.dot(flat, flat)) if want_sq else check
+    return sigma, (check if want_sq else None)
 
 
 class PosteriorSample(torch.autograd.Function):
@@ -98,7 +127,7 @@ class PosteriorSample(torch.autograd.Function):
         kl = None
         for i in range(0, len(params), 2):
             mu, rho = params[i], params[i + 1]
-            sigma = F.softplus(rho)
+            sigma, sigma_sq = _sigma(rho, scale is not None)
             if mode == "var":
                 out = sigma * sigma
             elif eps is None:
@@ -109,7 +138,7 @@ class PosteriorSample(torch.autograd.Function):
                 noise = eps[i // 2]
                 out = torch.addcmul(mu, sigma, noise) if mode == "weight" else sigma * noise
             if scale is not None:
-                term = _normal_kl_value(mu, sigma, loc, scale)
+                term = _normal_kl_value(mu, sigma, loc, scale, sigma_sq)
                 kl = term if kl is None else kl + term
             outs.append(out)
             saved += [mu, rho, sigma, out]
