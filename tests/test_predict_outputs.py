@@ -69,3 +69,11 @@ def test_predict_refuses_what_it_cannot_stack() -> None:
 
     with pytest.raises(TypeError, match="must return a Tensor or a tuple of Tensors, got dict"):
         vbayes.predict(Dict(), x, 2)
+
+
+def test_importing_the_old_module_path_keeps_the_function() -> None:
+    import importlib
+
+    module = importlib.import_module("vbayes.predict")  # the 0.1 path, an alias of vbayes.layers.predict
+    assert module is importlib.import_module("vbayes.layers.predict")
+    assert vbayes.predict is module.predict  # the package attribute is still the function

@@ -75,7 +75,16 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__, module.__loader__ = self._saved
 
 
+SHADOWED = ("vbayes.predict",)
+"""Old module paths whose last name is also a public attribute of the package (``vbayes.predict``
+is the function). The import system sets a submodule it loads as an attribute of its parent, so
+the first ``import vbayes.predict`` would replace the function by the module; these aliases are
+registered in ``sys.modules`` up front instead, where an import finds them without loading."""
+
+
 def install() -> None:
-    """Put the alias finder on ``sys.meta_path`` (once)."""
+    """Put the alias finder on ``sys.meta_path`` (once) and register the :data:`SHADOWED` aliases."""
     if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _AliasFinder())  # before the path finder, which would load a second copy
+    for old in SHADOWED:
+        sys.modules.setdefault(old, importlib.import_module(MOVED[old]))
