@@ -27,7 +27,7 @@ import torch
 from scipy.optimize import minimize
 
 from _blr import blr_problem
-from vbayes.methods import get_method
+from vbayes.methods import METHOD_NAMES, get_method
 from vbayes.methods.diagnostics import ess
 from vbayes.methods.output import fgsm_inputs
 
@@ -154,3 +154,22 @@ def test_mc_dropout_minimises_the_expected_dropout_objective() -> None:
                         lengthscale=lengthscale, input_dropout=True, **{**POINT, "steps": 4000}).fit(p.x, p.y)
     # mask noise leaves ~5e-4 of jitter; a penalty off by 2x moves the weights by 0.02
     torch.testing.assert_close(_point_params(method.model), expected, rtol=0, atol=4e-3)
+
+
+@pytest.mark.parametrize("name", ["output", "ensemble"])
+def test_map_under_the_shared_prior_is_the_posterior_mean(name: str) -> None:
+    """With ``prior_std`` a point network is the MAP estimate under the Bayesian methods' prior;
+    for Bayesian linear regression that is the exact posterior mean."""
+    extra = {"n_members": 2} if name == "ensemble" else {}
+    method = get_method(name, seed=0, **_known_noise(**POINT, **extra)).fit(PROBLEM.x, PROBLEM.y)
+    models = [m for m, _ in method.members] if name == "ensemble" else [method.model]
+    for model in models:
+        torch.testing.assert_close(_point_params(model), PROBLEM.mean, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_every_regression_method_takes_the_same_noise_and_prior_options(name: str) -> None:
+    fast = {"hmc": dict(num_warmup=20, num_samples=10, n_leapfrog=4, num_chains=2, init_steps=5)}.get(name, {"steps": 20})
+    method = get_method(name, hidden=(), noise="fixed", noise_std=0.5, prior_std=1.0, **fast).fit(PROBLEM.x, PROBLEM.y)
+    pred = method.predict(PROBLEM.x[:3])
+    torch.testing.assert_close(pred.sigma, torch.full_like(pred.sigma, 0.5))

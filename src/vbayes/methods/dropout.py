@@ -31,7 +31,9 @@ class DropoutMethod(Method):
 
     Options: ``p`` dropout probability, ``n_samples``, ``lr``, ``batch_size``, ``steps``,
     ``lengthscale`` (prior length-scale behind the default weight decay), ``weight_decay``
-    (None: derived from ``lengthscale``), ``input_dropout`` (also drop inputs, False),
+    (None: derived from ``lengthscale``), ``prior_std`` (None; when set, Gal's KL with the prior
+    ``N(0, prior_std^2 / fan_in)`` of the Bayesian methods replaces both), ``input_dropout``
+    (also drop inputs, False),
     ``activation``, ``noise``, ``noise_std``.
     """
 
@@ -44,6 +46,7 @@ class DropoutMethod(Method):
         "steps": 3000,
         "lengthscale": 1.0,
         "weight_decay": None,
+        "prior_std": None,
         "activation": "relu",
         "noise": "heteroscedastic",
         "noise_std": None,
