@@ -400,10 +400,14 @@ def test_demo_interrupted_in_its_uq_part_keeps_models_and_methods(
     models = {key: snapshot(staging / key) for key in ("ae", "vae", "bae")}
     interrupt = False
     assert cli.main(["resume", "--out", str(out)]) == 0
-    capsys.readouterr()
+    printed = capsys.readouterr().out
     assert fitted == ["output", "dropout", "dropout"]
     assert {key: snapshot(out / key) for key in ("ae", "vae", "bae")} == models  # not trained again
-    assert set(json.loads((out / "metrics.json").read_text())["uncertainty"]) == {"output", "dropout"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["uncertainty"]) == {"output", "dropout"}
+    stages = {k.strip(): v for k, v in metrics["stage_seconds"].items()}  # each stage's time, printed too
+    assert set(stages) == {"auto-encoders", "inference methods", "output (fit)", "dropout (fit)"}
+    assert all(v >= 0 for v in stages.values()) and "stages: auto-encoders" in printed
 
 
 def test_sigint_at_random_moments_of_uq_then_resume(tmp_path: Path, capsys: Any) -> None:
