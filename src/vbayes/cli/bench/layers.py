@@ -4,7 +4,7 @@ One step = forward, KL, backward and an Adam update. Every variant of a table is
 process and timed interleaved (round robin, a few steps each), and the table reports the
 median step time and its ratio to the deterministic baseline measured alongside it. IntelLabs'
 ``bayesian-torch`` is included when it can be imported (``pip install --no-deps bayesian-torch``).
-After the table it prints issue 14's targets (:data:`TARGETS`, mlp at batch 128) as met or
+After the table it prints the project's speed targets (:data:`TARGETS`, mlp at batch 128) as met or
 missed with the gap, and the difference between the largest thread count and 1 thread.
 """
 
@@ -28,7 +28,7 @@ from vbayes.models.nets import mlp as build_mlp
 DATASET_SIZE = 60_000  # the KL is scaled by 1 / N as in an ELBO on MNIST
 
 TARGETS = {"vbayes reparam": 1.5, "vbayes lrt": 1.8, "vbayes flipout": 2.0}
-"""Issue 14's targets: step time of the 784-400-400-10 MLP at batch 128 on 1 thread, as a multiple
+"""The project's speed targets: step time of the 784-400-400-10 MLP at batch 128 on 1 thread, as a multiple
 of the same net with ``nn.Linear``."""
 TARGET_BATCH = 128
 THREAD_SLACK = 0.3
