@@ -65,14 +65,17 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         return importlib.util.spec_from_loader(name, self)
 
+    def __init__(self) -> None:
+        self._saved: dict[str, tuple] = {}  # new module name -> its own (spec, loader)
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         module = importlib.import_module(new_name(spec.name))  # type: ignore[arg-type]
-        self._saved = (module.__spec__, module.__loader__)  # the import system overwrites them next
+        self._saved[module.__name__] = (module.__spec__, module.__loader__)  # the import system overwrites them next
         return module
 
     def exec_module(self, module: ModuleType) -> None:
         """Nothing to run (the new module is imported already); give it back its own spec."""
-        module.__spec__, module.__loader__ = self._saved
+        module.__spec__, module.__loader__ = self._saved.pop(module.__name__)
 
 
 SHADOWED = ("vbayes.predict",)
