@@ -9,12 +9,13 @@ from vbayes.layers.base import BayesianModule, global_kl, kl_divergence, local_k
 from vbayes.layers.flipout import (Conv1dFlipout, Conv2dFlipout, ConvTranspose1dFlipout, ConvTranspose2dFlipout,
                                    LinearFlipout)
 from vbayes.layers.lrt import Conv1dLRT, Conv2dLRT, ConvTranspose1dLRT, ConvTranspose2dLRT, LinearLRT
+from vbayes.layers.mvg import LinearMVG
 from vbayes.layers.reparam import (Conv1dReparam, Conv2dReparam, ConvTranspose1dReparam, ConvTranspose2dReparam,
                                    LinearReparam)
 
 __all__ = [
     "BayesianModule", "VariationalLayer", "kl_divergence", "global_kl", "local_kl", "DEFAULT_POSTERIOR_STD",
-    "LinearReparam", "LinearFlipout", "LinearLRT",
+    "LinearReparam", "LinearFlipout", "LinearLRT", "LinearMVG",
     "Conv1dReparam", "Conv1dFlipout", "Conv1dLRT",
     "Conv2dReparam", "Conv2dFlipout", "Conv2dLRT",
     "ConvTranspose1dReparam", "ConvTranspose1dFlipout", "ConvTranspose1dLRT",

@@ -26,6 +26,7 @@ _REGISTRY: dict[str, str] = {
     "ensemble": "vbayes.methods.ensemble:EnsembleMethod",
     "sgld": "vbayes.methods.sgld:SGLDMethod",
     "hmc": "vbayes.methods.hmc:HMCMethod",
+    "mvg": "vbayes.methods.mvg:MVGMethod",
 }
 
 METHOD_NAMES: list[str] = list(_REGISTRY)

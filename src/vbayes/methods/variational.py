@@ -102,7 +102,7 @@ class VariationalMethod(Method):
         if opt["prior_scaling"] not in ("fan_in", "none"):
             raise VBayesError(f"{self.name}: prior_scaling must be fan_in or none, got {opt['prior_scaling']!r}")
         std0 = float(opt["posterior_std_init"])
-        layer = layer_class(type(self).estimator)
+        layer = self._layer_class()
 
         def linear(a: int, b: int) -> nn.Module:
             scale = prior_std / (math.sqrt(a) if opt["prior_scaling"] == "fan_in" else 1.0)
@@ -110,6 +110,10 @@ class VariationalMethod(Method):
 
         self.head = self.noise_model()
         self.model = mlp(in_features, self.hidden, self.out_features, activation=opt["activation"], linear=linear)
+
+    def _layer_class(self) -> type[nn.Module]:
+        """The Bayesian linear layer of the network: the registry's for ``estimator``."""
+        return layer_class(type(self).estimator)
 
     def _nll(self, x: Tensor, y: Tensor, draws: int, repeat: bool) -> Tensor:
         """Per-point NLL ``(draws, B)`` of ``draws`` weight draws at ``x`` ``(B, D)``.
