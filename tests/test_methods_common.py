@@ -23,8 +23,9 @@ FAST: dict[str, dict] = {
     "sgld": {"steps": 40, "n_samples": 7},
     "hmc": {"num_warmup": 10, "num_samples": 6, "n_leapfrog": 3, "num_chains": 2, "init_steps": 5},
     "mvg": {"steps": 20, "n_samples": 7},
+    "bbalpha": {"steps": 20, "n_samples": 7, "elbo_samples": 20},
 }
-EXPECTED_S = {"output": 1, "bbb": 7, "flipout": 7, "lrt": 7, "dropout": 7, "ensemble": 3, "sgld": 7, "hmc": 12, "mvg": 7}
+EXPECTED_S = {"output": 1, "bbb": 7, "flipout": 7, "lrt": 7, "dropout": 7, "ensemble": 3, "sgld": 7, "hmc": 12, "mvg": 7, "bbalpha": 7}
 
 
 def _regression(n: int = 24, d: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,7 +41,7 @@ def _classification(n: int = 30, d: int = 2, c: int = 3) -> tuple[torch.Tensor, 
 
 
 def test_names_and_unknown() -> None:
-    assert METHOD_NAMES == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg"]
+    assert METHOD_NAMES == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg", "bbalpha"]
     with pytest.raises(VBayesError, match="choose one of: output, bbb"):
         get_method("laplace")
     with pytest.raises(VBayesError, match="unknown option"):

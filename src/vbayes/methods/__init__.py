@@ -27,6 +27,7 @@ _REGISTRY: dict[str, str] = {
     "sgld": "vbayes.methods.sgld:SGLDMethod",
     "hmc": "vbayes.methods.hmc:HMCMethod",
     "mvg": "vbayes.methods.mvg:MVGMethod",
+    "bbalpha": "vbayes.methods.bbalpha:BBAlphaMethod",
 }
 
 METHOD_NAMES: list[str] = list(_REGISTRY)

@@ -128,6 +128,11 @@ class VariationalMethod(Method):
         return torch.stack([regression_or_classification_loss(self.model(x), y, self.task, self.head)
                             for _ in range(draws)])
 
+    def _data_loss(self, x: Tensor, y: Tensor, draws: int) -> Tensor:
+        """The data term of the loss per point of the minibatch ``x``, ``y``: the NLL averaged
+        over ``draws`` weight draws and the batch (the negative expected log-likelihood)."""
+        return self._nll(x, y, draws, type(self).noise_per_example).mean()
+
     def _fit(self, x: Tensor, y: Tensor) -> None:
         opt = self.options
         draws = int(opt["train_samples"])
@@ -143,7 +148,7 @@ class VariationalMethod(Method):
 
         def loss_fn(xb: Tensor, yb: Tensor, step: int) -> Tensor:
             scale = kl_weight(step, warmup, beta) / n
-            return self._nll(xb, yb, draws, type(self).noise_per_example).mean() + scale * kl_divergence(self.model)
+            return self._data_loss(xb, yb, draws) + scale * kl_divergence(self.model)
 
         ok = train_loop(params, loss_fn, x, y, steps=steps, batch_size=batch_size, lr=opt["lr"], info=self.info,
                         modules=[self.model], tol=None if warmup or opt["tol"] is None else float(opt["tol"]),
