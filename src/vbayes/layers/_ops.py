@@ -16,13 +16,10 @@ from torch.nn.modules.utils import _ntuple, _reverse_repeat_tuple
 
 from vbayes.layers._fused import flip_signs
 from vbayes.layers._variational import DEFAULT_POSTERIOR_STD, VariationalLayer
+from vbayes.layers.base import check_features_input, check_positive_ints, shape_text
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
-def _shape(x: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in x.shape) + ")"
 
 
 class LinearLayer(VariationalLayer):
@@ -32,9 +29,7 @@ class LinearLayer(VariationalLayer):
                  posterior_std_init: float = DEFAULT_POSTERIOR_STD, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        check_positive_ints(name, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self._init_posterior((out_features, in_features), out_features if bias else None, in_features,
                              prior, posterior_std_init, device, dtype)
@@ -43,11 +38,7 @@ class LinearLayer(VariationalLayer):
         return F.linear(x, weight, bias)
 
     def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: expected input of shape (*, {self.in_features}), "
-                             f"got {_shape(x)}")
+        check_features_input(type(self).__name__, x, self.in_features)
 
     def _sign_shapes(self, x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
         lead = tuple(x.shape[:-1])
@@ -70,9 +61,7 @@ class _ConvBase(VariationalLayer):
                  posterior_std_init: float = DEFAULT_POSTERIOR_STD, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        check_positive_ints(name, in_channels=in_channels, out_channels=out_channels, groups=groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must be divisible by groups ({groups})")
@@ -122,7 +111,7 @@ class _ConvBase(VariationalLayer):
         d = self._dims
         if x.dim() not in (d + 1, d + 2) or x.shape[-d - 1] != self.in_channels:
             raise ValueError(f"{name}: expected input of shape (N, {self.in_channels}, {spatial}) or "
-                             f"({self.in_channels}, {spatial}), got {_shape(x)}")
+                             f"({self.in_channels}, {spatial}), got {shape_text(x)}")
 
     def _sign_shapes(self, x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
         ones = (1,) * self._dims

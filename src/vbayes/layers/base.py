@@ -112,3 +112,24 @@ def _local_batch_sizes(model: nn.Module) -> dict[str, int]:
         if isinstance(m, BayesianModule) and m.kl_scope == "local":
             sizes[name or type(m).__name__] = int(m.example_kl().shape[0])
     return sizes
+
+
+def check_positive_ints(owner: str, **sizes: object) -> None:
+    """Raise ``ValueError`` naming the first of ``sizes`` (e.g. ``in_features=...``) that is not a
+    positive int; ``owner`` is the layer's class name."""
+    for arg, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}: {arg} must be a positive int, got {value!r}")
+
+
+def check_features_input(owner: str, x: object, in_features: int) -> None:
+    """Raise for an input of a dense layer that is not a Tensor ``(*, in_features)``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner}: input must be a Tensor, got {type(x).__name__}")
+    if x.dim() < 1 or x.shape[-1] != in_features:
+        raise ValueError(f"{owner}: expected input of shape (*, {in_features}), got {shape_text(x)}")
+
+
+def shape_text(x: Tensor) -> str:
+    """``x``'s shape as it is written in error messages, e.g. ``(2, 3)``."""
+    return "(" + ", ".join(str(s) for s in x.shape) + ")"

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from vbayes.layers._fused import softplus_inverse
 from vbayes.layers._variational import DEFAULT_POSTERIOR_STD
-from vbayes.layers.base import BayesianModule
+from vbayes.layers.base import BayesianModule, check_features_input, check_positive_ints
 from vbayes.layers.priors import Normal, as_prior, kl_normal_to_prior
 
 __all__ = ["LinearMVG", "mvg_kl"]
@@ -77,9 +77,7 @@ class LinearMVG(BayesianModule):
                  posterior_std_init: float = DEFAULT_POSTERIOR_STD, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        check_positive_ints(name, in_features=in_features, out_features=out_features)
         std = float(posterior_std_init)
         if not (std > 0 and math.isfinite(std)):
             raise ValueError(f"{name}: posterior_std_init must be a finite number > 0, got {posterior_std_init}")
@@ -146,11 +144,7 @@ class LinearMVG(BayesianModule):
     # ----------------------------------------------------------------- forward
     def forward(self, x: Tensor) -> Tensor:
         """One draw of the pre-activations (or the posterior-mean output in "mean" mode)."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: expected input of shape (*, {self.in_features}), "
-                             f"got {tuple(x.shape)}")
+        check_features_input(type(self).__name__, x, self.in_features)
         mean = F.linear(x, self.weight_mu, self.bias_mu)
         if self.sampling == "mean":
             return mean

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vbayes.layers.base import BayesianModule
+from vbayes.layers.base import BayesianModule, check_features_input, check_positive_ints
 
 __all__ = ["LinearSVD", "kl_molchanov", "kl_kingma", "K1", "K2", "K3", "C1", "C2", "C3"]
 
@@ -92,9 +92,7 @@ class LinearSVD(BayesianModule):
                  prune_threshold: float = 3.0, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        check_positive_ints(name, in_features=in_features, out_features=out_features)
         if not math.isfinite(float(log_sigma2_init)):
             raise ValueError(f"{name}: log_sigma2_init must be finite, got {log_sigma2_init}")
         self.in_features, self.out_features = in_features, out_features
@@ -157,11 +155,7 @@ class LinearSVD(BayesianModule):
     # ----------------------------------------------------------------- forward
     def forward(self, x: Tensor) -> Tensor:
         """One LRT draw of the pre-activations ("sample") or the pruned-mean output ("mean")."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: expected input of shape (*, {self.in_features}), "
-                             f"got {tuple(x.shape)}")
+        check_features_input(type(self).__name__, x, self.in_features)
         if self.sampling == "mean":
             return F.linear(x, self.pruned_weight(), self.bias)
         if self.sampling != "sample":
