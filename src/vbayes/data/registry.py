@@ -19,6 +19,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "fashion-mnist": ("vbayes.data.mnist:load_fashion_mnist", "Fashion-MNIST IDX files from --data-dir"),
     "toy-gap": ("vbayes.data.toy:load_toy_gap", "1-D regression with a gap between two input clusters"),
     "cubic": ("vbayes.data.toy:load_cubic", "cubic toy of Hernandez-Lobato & Adams: y = x^3 + N(0, 3^2)"),
+    "cubic-gap": ("vbayes.data.gap_toys:load_cubic_gap", "Yao et al.'s cubic with a gap: y = 0.1 x^3 + N(0, 0.3^2)"),
+    "wiggle-gap": ("vbayes.data.gap_toys:load_wiggle_gap", "Yao et al.'s wiggly curve with gaps, plotted on [-6, 6]"),
     "moons": ("vbayes.data.toy:load_moons", "two moons classification with far-away OOD points"),
     "uci": ("vbayes.data.uci:load_uci", "UCI regression benchmark folder (Gal layout) from --data-dir"),
 }

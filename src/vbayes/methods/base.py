@@ -230,7 +230,7 @@ class Method(ABC):
             raise VBayesError(f"predict expects inputs of shape (M, {self._in_features}), got {tuple(x.shape)}")
         with seeded(self.seed + 104729), threads_for(self._widths()):
             pred = self._predict(x.to(torch.float32))
-        pred.info = dict(self.info)
+        pred.info = {**self.info, **pred.info}  # what the method adds to its prediction stays
         return pred
 
     def _widths(self) -> tuple[int, ...]:

@@ -324,16 +324,19 @@ class HMCMethod(Method):
         return out
 
     def _predict(self, x: Tensor) -> Prediction:
+        """``S = C * T'`` draws, chain by chain: each chain thinned evenly to ``T' = min(T,
+        max_predict // C)`` draws, so that ``info["predict_chains"] = C`` lets a caller split the
+        rows back into chains (``mu.reshape(C, T', M)``, e.g. for R-hat on the predictions)."""
         c, t, p = self.samples.shape
-        flat = self.samples.reshape(c * t, p)
-        s = min(flat.shape[0], int(self.options["max_predict"]))
-        flat = flat[torch.linspace(0, flat.shape[0] - 1, s).round().long()]
+        keep = max(1, min(t, int(self.options["max_predict"]) // c))
+        flat = self.samples[:, torch.linspace(0, t - 1, keep).round().long()].reshape(c * keep, p)
         outs = torch.cat([self.net(chunk, x) for chunk in flat.split(256)])  # (S, M, K)
+        info = {**self.info, "predict_chains": c}
         if self.task == "classification":
-            return ClassificationPrediction(probs=torch.softmax(outs, -1), info=dict(self.info))
+            return ClassificationPrediction(probs=torch.softmax(outs, -1), info=info)
         mu = outs[..., 0]
         if self.learn_noise:
             sigma = torch.exp(-0.5 * flat[:, -1:]).expand_as(mu)
         else:
             sigma = torch.full_like(mu, float(self.options["noise_std"]))
-        return RegressionPrediction(mu=mu, sigma=sigma.contiguous(), info=dict(self.info))
+        return RegressionPrediction(mu=mu, sigma=sigma.contiguous(), info=info)

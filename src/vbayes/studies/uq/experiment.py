@@ -15,7 +15,7 @@ from vbayes.studies.uq.pipeline import MethodFactory
 from vbayes.studies.uq.report import add_classification_sections, add_regression_sections, add_uci_sections
 from vbayes.studies.uq.stages import run_methods_in_stages
 
-REGRESSION_SETS = ("toy-gap", "cubic")
+REGRESSION_SETS = ("toy-gap", "cubic", "cubic-gap", "wiggle-gap")
 CLASSIFICATION_SETS = ("moons", "digits", "mnist5k")
 DATA_SETS = REGRESSION_SETS + CLASSIFICATION_SETS + ("uci",)
 
@@ -27,6 +27,10 @@ def _truth(name: str) -> Any:
         return gap_function
     if name == "cubic":
         return lambda x: x**3
+    if name in ("cubic-gap", "wiggle-gap"):
+        from vbayes.data import gap_toys
+
+        return gap_toys.cubic_gap_function if name == "cubic-gap" else gap_toys.wiggle_gap_function
     return None
 
 
