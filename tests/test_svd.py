@@ -80,7 +80,8 @@ def test_sample_mode_moments_match_the_lrt():
     with torch.no_grad():
         draws = layer(x.expand(n, 6))  # (n, 4), independent draws per row
     mean = F.linear(x, layer.theta, layer.bias)[0]
-    var = F.linear(x * x, layer.log_sigma2.exp())[0]
+    alpha = (layer.log_sigma2 - torch.log(layer.theta**2 + 1e-8)).clamp(-10, 10).exp()
+    var = F.linear(x * x, alpha * layer.theta**2)[0]
     se_mean = (var / n).sqrt()
     assert ((draws.mean(0) - mean).abs() < 5 * se_mean).all()
     se_var = var * math.sqrt(2.0 / (n - 1))  # sd of the sample variance of a normal
@@ -152,3 +153,133 @@ def test_short_digits_training_is_accurate_and_prunes():
     print(f"digits: test accuracy {acc:.3f}, kept fractions {kept}")
     assert acc > 0.85
     assert min(kept) < 1.0
+
+
+# ----------------------------------------------------------------- Conv2dSVD
+
+
+def _explicit_conv_draws(layer, x, n, gen):
+    """``n`` outputs of ``layer`` at ``x`` ``(1, C, H, W)`` from explicit weight draws
+    ``w = theta + sqrt(alpha) |theta| eps`` (one whole kernel per draw): ``(n, C_out, H', W')``."""
+    std = (layer.log_sigma2 - torch.log(layer.theta**2 + 1e-8)).clamp(-10, 10).mul(0.5).exp() * layer.theta.abs()
+    outs = []
+    for _ in range(n // 500):
+        w = layer.theta + std * torch.randn((500, *layer.theta.shape), generator=gen, dtype=x.dtype)
+        # the 500 kernels as one grouped convolution over 500 copies of x
+        big = w.flatten(0, 1)  # (500 * C_out, C_in / groups, kH, kW)
+        xs = x.repeat(1, 500, 1, 1)  # (1, 500 * C_in, H, W)
+        out = F.conv2d(xs, big, layer.bias.repeat(500), layer.stride, layer.padding, layer.dilation,
+                       layer.groups * 500)
+        outs.append(out.view(500, layer.out_channels, *out.shape[-2:]))
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("kw", [dict(stride=1, padding=1), dict(stride=2, padding=0, groups=2, dilation=2)])
+def test_conv_sample_moments_match_explicit_weight_draws(kw):
+    torch.manual_seed(6)
+    layer = vbayes.layers.Conv2dSVD(4, 6, 3, **kw).double()
+    with torch.no_grad():
+        layer.log_sigma2.uniform_(-5.0, -1.0)
+    x = torch.randn(1, 4, 7, 7, dtype=torch.float64)
+    n = 20_000
+    layer.generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        lrt = layer(x.expand(n, 4, 7, 7))  # (n, 6, H', W'): independent draws per example
+        explicit = _explicit_conv_draws(layer, x, n, torch.Generator().manual_seed(8))
+    assert lrt.shape == explicit.shape
+    var = explicit.var(0)
+    se_mean = (2 * var / n).sqrt()  # the difference of two independent means
+    assert ((lrt.mean(0) - explicit.mean(0)).abs() < 5 * se_mean).all()
+    se_var = var * math.sqrt(2.0 * 2.0 / (n - 1))  # the difference of two sample variances
+    assert ((lrt.var(0) - var).abs() < 5 * se_var).all()
+    assert var.max() > 1e-3  # the noise is large enough for the check to mean something
+
+
+def test_conv_mean_mode_prunes_and_otherwise_equals_conv2d():
+    torch.manual_seed(9)
+    layer = vbayes.layers.Conv2dSVD(3, 5, (3, 5), padding="same")
+    dense = nn.Conv2d(3, 5, (3, 5), padding="same")
+    with torch.no_grad():
+        dense.weight.copy_(layer.theta)
+        dense.bias.copy_(layer.bias)
+        layer.log_sigma2.fill_(-30.0)
+    layer.sampling = "mean"
+    x = torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(layer(x), dense(x))
+    with torch.no_grad():
+        layer.log_sigma2[:, 2] = 20.0  # input channel 2: every kernel weight has log_alpha = 10 > 3
+        layer.log_sigma2[1, 0, 0, 0] = 20.0
+    mask = layer.weight_mask
+    assert int((~mask).sum()) == 5 * 15 + 1
+    assert layer.kept_fraction == pytest.approx(1 - 76 / 225)
+    y = layer(x)
+    torch.testing.assert_close(y, F.conv2d(x, layer.theta * mask, layer.bias, padding="same"))
+    x2 = x.clone()
+    x2[:, 2] = 1e6 * torch.randn(2, 6, 6)
+    assert torch.equal(layer(x2), y)  # channel 2 has no path to the output
+    layer.sampling = "sample"
+    assert not torch.equal(layer(x2)[0], layer(x)[0])  # sample mode does not prune by default
+    layer.prune_in_sample = True
+    layer.generator = torch.Generator().manual_seed(0)
+    a = layer(x2)
+    layer.generator = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(a, layer(x))  # ... unless asked to
+
+
+def test_conv_kl_is_the_sum_over_kernel_weights_and_the_kingma_cap():
+    torch.manual_seed(10)
+    conv = vbayes.layers.Conv2dSVD(2, 3, 3)
+    with torch.no_grad():
+        conv.log_sigma2.uniform_(-8.0, 4.0)
+    la = torch.clamp(conv.log_sigma2 - torch.log(conv.theta**2 + 1e-8), -10, 10)
+    torch.testing.assert_close(conv.kl_divergence(), kl_molchanov(la).sum())
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), LinearSVD(3 * 4 * 4, 2))
+    assert model(torch.randn(5, 2, 6, 6)).shape == (5, 2)
+    torch.testing.assert_close(vbayes.kl_divergence(model), kl_molchanov(la).sum() + model[3].kl_divergence())
+    capped = vbayes.layers.Conv2dSVD(2, 3, 3, log_alpha_max=0.0, kl="kingma")
+    with torch.no_grad():
+        capped.theta.copy_(conv.theta)
+        capped.log_sigma2.copy_(conv.log_sigma2)
+    assert capped.log_alpha.max() == 0.0 and (capped.log_alpha == la.clamp(max=0.0)).all()
+    torch.testing.assert_close(capped.kl_divergence(), kl_kingma(la.clamp(max=0.0)).sum())
+    torch.testing.assert_close(capped.weight_std**2, la.clamp(max=0.0).exp() * conv.theta**2)
+
+
+def test_conv_shapes_unbatched_and_gradients():
+    layer = vbayes.layers.Conv2dSVD(2, 4, 3, stride=2, bias=False)
+    assert layer.bias is None and layer.theta.shape == layer.log_sigma2.shape == (4, 2, 3, 3)
+    assert layer(torch.randn(2, 9, 9)).shape == (4, 4, 4)
+    out = layer(torch.randn(3, 2, 9, 9))
+    assert out.shape == (3, 4, 4, 4)
+    (out.sum() + layer.kl_divergence()).backward()
+    assert layer.theta.grad is not None and layer.log_sigma2.grad.abs().sum() > 0
+    assert "kernel_size=(3, 3)" in repr(layer) and "prune_threshold=3.0" in repr(layer)
+
+
+@pytest.mark.parametrize("make, x, match", [
+    (lambda: vbayes.layers.Conv2dSVD(2, 4, 3), torch.randn(1, 3, 5, 5), r"expected input of shape \(N, 2, H, W\)"),
+    (lambda: vbayes.layers.Conv2dSVD(2, 4, 3), torch.randn(5, 5), r"got \(5, 5\)"),
+    (lambda: vbayes.layers.Conv2dSVD(2, 4, 3), [[1.0]], "must be a Tensor"),
+    (lambda: LinearSVD(3, 2), torch.randn(4, 5), r"expected input of shape \(\*, 3\)"),
+])
+def test_one_line_input_errors(make, x, match):
+    with pytest.raises((ValueError, TypeError), match=match) as err:
+        make()(x)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: vbayes.layers.Conv2dSVD(0, 4, 3), "in_channels must be a positive int"),
+    (lambda: vbayes.layers.Conv2dSVD(3, 4, 3, groups=2), "divisible by groups"),
+    (lambda: vbayes.layers.Conv2dSVD(2, 4, 0), "kernel_size must be a positive int"),
+    (lambda: vbayes.layers.Conv2dSVD(2, 4, 3, padding="full"), "padding must be"),
+    (lambda: vbayes.layers.Conv2dSVD(2, 4, 3, log_sigma2_init=math.nan), "log_sigma2_init must be a finite"),
+    (lambda: LinearSVD(2, 0), "out_features must be a positive int"),
+    (lambda: LinearSVD(2, 3, kl="exact"), "kl must be one of molchanov, kingma"),
+    (lambda: LinearSVD(2, 3, kl="kingma"), "needs log_alpha_max <= 0"),
+    (lambda: LinearSVD(2, 3, log_alpha_max=11.0), r"log_alpha_max must be in \(-10, 10\]"),
+])
+def test_one_line_construction_errors(make, match):
+    with pytest.raises(ValueError, match=match) as err:
+        make()
+    assert "\n" not in str(err.value)

@@ -12,13 +12,13 @@ from vbayes.layers.lrt import Conv1dLRT, Conv2dLRT, ConvTranspose1dLRT, ConvTran
 from vbayes.layers.mvg import LinearMVG
 from vbayes.layers.reparam import (Conv1dReparam, Conv2dReparam, ConvTranspose1dReparam, ConvTranspose2dReparam,
                                    LinearReparam)
-from vbayes.layers.svd import LinearSVD
+from vbayes.layers.svd import Conv2dSVD, LinearSVD
 
 __all__ = [
     "BayesianModule", "VariationalLayer", "kl_divergence", "global_kl", "local_kl", "DEFAULT_POSTERIOR_STD",
     "LinearReparam", "LinearFlipout", "LinearLRT", "LinearMVG", "LinearSVD",
     "Conv1dReparam", "Conv1dFlipout", "Conv1dLRT",
-    "Conv2dReparam", "Conv2dFlipout", "Conv2dLRT",
+    "Conv2dReparam", "Conv2dFlipout", "Conv2dLRT", "Conv2dSVD",
     "ConvTranspose1dReparam", "ConvTranspose1dFlipout", "ConvTranspose1dLRT",
     "ConvTranspose2dReparam", "ConvTranspose2dFlipout", "ConvTranspose2dLRT",
 ]
