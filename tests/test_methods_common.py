@@ -26,6 +26,9 @@ FAST: dict[str, dict] = {
     "bbalpha": {"steps": 20, "n_samples": 7, "elbo_samples": 20},
 }
 EXPECTED_S = {"output": 1, "bbb": 7, "flipout": 7, "lrt": 7, "dropout": 7, "ensemble": 3, "sgld": 7, "hmc": 12, "mvg": 7, "bbalpha": 7}
+FAST["pbp"] = {"steps": 20, "n_samples": 7}
+EXPECTED_S["pbp"] = 7
+REGRESSION_ONLY = ("pbp",)  # classification raises a one-line VBayesError
 
 
 def _regression(n: int = 24, d: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,7 +44,8 @@ def _classification(n: int = 30, d: int = 2, c: int = 3) -> tuple[torch.Tensor, 
 
 
 def test_names_and_unknown() -> None:
-    assert METHOD_NAMES == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg", "bbalpha"]
+    assert METHOD_NAMES[:10] == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg", "bbalpha"]
+    assert "pbp" in METHOD_NAMES
     with pytest.raises(VBayesError, match="choose one of: output, bbb"):
         get_method("laplace")
     with pytest.raises(VBayesError, match="unknown option"):
@@ -71,6 +75,10 @@ def test_regression_shapes_and_repeatability(name: str) -> None:
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_classification_shapes(name: str) -> None:
     x, y = _classification()
+    if name in REGRESSION_ONLY:
+        with pytest.raises(VBayesError, match="regression only"):
+            get_method(name, task="classification")
+        return
     m = get_method(name, task="classification", hidden=(5,), seed=0, **FAST[name]).fit(x, y)
     assert m.n_classes == 3
     p = m.predict(torch.randn(4, 2))

@@ -28,6 +28,7 @@ _REGISTRY: dict[str, str] = {
     "hmc": "vbayes.methods.hmc:HMCMethod",
     "mvg": "vbayes.methods.mvg:MVGMethod",
     "bbalpha": "vbayes.methods.bbalpha:BBAlphaMethod",
+    "pbp": "vbayes.methods.pbp:PBPMethod",
 }
 
 METHOD_NAMES: list[str] = list(_REGISTRY)
