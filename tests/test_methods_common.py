@@ -29,6 +29,8 @@ EXPECTED_S = {"output": 1, "bbb": 7, "flipout": 7, "lrt": 7, "dropout": 7, "ense
 FAST["pbp"] = {"steps": 20, "n_samples": 7}
 EXPECTED_S["pbp"] = 7
 REGRESSION_ONLY = ("pbp",)  # classification raises a one-line VBayesError
+FAST["bbh"] = {"steps": 20, "n_samples": 7, "elbo_samples": 20}
+EXPECTED_S["bbh"] = 7
 
 
 def _regression(n: int = 24, d: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,6 +48,7 @@ def _classification(n: int = 30, d: int = 2, c: int = 3) -> tuple[torch.Tensor, 
 def test_names_and_unknown() -> None:
     assert METHOD_NAMES[:10] == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg", "bbalpha"]
     assert "pbp" in METHOD_NAMES
+    assert "bbh" in METHOD_NAMES
     with pytest.raises(VBayesError, match="choose one of: output, bbb"):
         get_method("laplace")
     with pytest.raises(VBayesError, match="unknown option"):

@@ -29,6 +29,7 @@ _REGISTRY: dict[str, str] = {
     "mvg": "vbayes.methods.mvg:MVGMethod",
     "bbalpha": "vbayes.methods.bbalpha:BBAlphaMethod",
     "pbp": "vbayes.methods.pbp:PBPMethod",
+    "bbh": "vbayes.methods.bbh:BBHMethod",
 }
 
 METHOD_NAMES: list[str] = list(_REGISTRY)
