@@ -31,6 +31,8 @@ EXPECTED_S["pbp"] = 7
 REGRESSION_ONLY = ("pbp",)  # classification raises a one-line VBayesError
 FAST["bbh"] = {"steps": 20, "n_samples": 7, "elbo_samples": 20}
 EXPECTED_S["bbh"] = 7
+FAST["vd"] = {"steps": 20, "n_samples": 7}
+EXPECTED_S["vd"] = 7
 
 
 def _regression(n: int = 24, d: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,6 +51,7 @@ def test_names_and_unknown() -> None:
     assert METHOD_NAMES[:10] == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg", "bbalpha"]
     assert "pbp" in METHOD_NAMES
     assert "bbh" in METHOD_NAMES
+    assert "vd" in METHOD_NAMES
     with pytest.raises(VBayesError, match="choose one of: output, bbb"):
         get_method("laplace")
     with pytest.raises(VBayesError, match="unknown option"):

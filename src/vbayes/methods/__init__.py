@@ -30,6 +30,7 @@ _REGISTRY: dict[str, str] = {
     "bbalpha": "vbayes.methods.bbalpha:BBAlphaMethod",
     "pbp": "vbayes.methods.pbp:PBPMethod",
     "bbh": "vbayes.methods.bbh:BBHMethod",
+    "vd": "vbayes.methods.vd:VDMethod",
 }
 
 METHOD_NAMES: list[str] = list(_REGISTRY)
