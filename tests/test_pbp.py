@@ -212,6 +212,47 @@ def test_one_epoch_of_the_method_on_blr_is_the_projected_sequential_posterior() 
     assert method.info["noise_std"] == noise and "weight_prec_a" not in method.info
 
 
+def test_prior_refinement_is_ep_on_each_weight_in_turn() -> None:
+    """One EP sweep over two weights: for each, the cavity (q without its prior site), the new
+    ``q(w)`` the product of the cavity with ``N(w | 0, b_c / (a_c - 1))`` (Gaussian algebra), the
+    shared Gamma moment-matched to ``E[lambda]``, ``E[lambda^2]`` under ``Z(a) = N(m_c | 0,
+    v_c + b_c / (a_c - 1))``, and the site re-defined as q over the cavity."""
+    m0, v0 = [0.8, -0.3], [0.5, 0.9]
+    st = pm.PBPState(m=[torch.tensor([m0], dtype=F64)], v=[torch.tensor([v0], dtype=F64)])
+    sites = pm.init_sites(st.m, 6.0, 6.0)
+    sites.prec[0][0, 1] = 0.4  # a site that is not the initial one
+    sites.a_nat[0][0, 1], sites.b_nat[0][0, 1], sites.mean_nat[0][0, 1] = 0.3, -0.2, 0.1
+    site_prec, site_mnat, site_a, site_b = [5 / 6, 0.4], [0.0, 0.1], [0.0, 0.3], [0.0, -0.2]
+    pm.refine_prior(st, sites)
+    a_w, b_w = 6.0, 6.0
+    for j in range(2):
+        prec_c, mnat_c = 1 / v0[j] - site_prec[j], m0[j] / v0[j] - site_mnat[j]
+        v_c, m_c = 1 / prec_c, mnat_c / prec_c
+        a_c, b_c = a_w - site_a[j], b_w + site_b[j]
+        v_new = 1 / (prec_c + (a_c - 1) / b_c)
+        m_new = v_new * mnat_c
+
+        def z(shape: float) -> float:
+            s = v_c + b_c / (shape - 1)
+            return math.exp(-0.5 * m_c**2 / s) / math.sqrt(s)
+
+        e1 = a_c / b_c * z(a_c + 1) / z(a_c)
+        e2 = a_c * (a_c + 1) / b_c**2 * z(a_c + 2) / z(a_c)
+        a_w, b_w = e1**2 / (e2 - e1**2), e1 / (e2 - e1**2)
+        assert float(st.m[0][0, j]) == pytest.approx(m_new, rel=1e-10)
+        assert float(st.v[0][0, j]) == pytest.approx(v_new, rel=1e-10)
+        assert float(sites.prec[0][0, j]) == pytest.approx(1 / v_new - prec_c, rel=1e-10)
+        assert float(sites.mean_nat[0][0, j]) == pytest.approx(m_new / v_new - mnat_c, rel=1e-10, abs=1e-14)
+        assert float(sites.a_nat[0][0, j]) == pytest.approx(a_w - a_c, rel=1e-10)
+        assert float(sites.b_nat[0][0, j]) == pytest.approx(b_c - b_w, rel=1e-10)
+    assert sites.a_w == pytest.approx(a_w, rel=1e-10) and sites.b_w == pytest.approx(b_w, rel=1e-10)
+    assert sites.skipped == 0
+    wide = pm.PBPState(m=[torch.tensor([[0.1]], dtype=F64)], v=[torch.tensor([[1.3]], dtype=F64)])  # v > prior
+    wide_sites = pm.init_sites(wide.m)
+    pm.refine_prior(wide, wide_sites)
+    assert wide_sites.skipped == 1 and float(wide.v[0]) == 1.3  # invalid cavity: left alone
+
+
 def _sin_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, generator=gen) * 6 - 3
@@ -225,6 +266,7 @@ def test_fit_on_a_sine_learns_the_curve_and_the_noise() -> None:
     method = get_method("pbp", hidden=(50,), seed=0).fit(x, y)
     info = method.info
     assert info["epochs"] == 40 and info["steps"] == 40 * 120
+    assert info["weight_prec_a"] > 6 and info["skipped_prior_sites"] < 40 * 151
     assert info["reverted_updates"] < 0.001 * info["steps"] * 151 and info["nonfinite_updates"] == 0
     pred = method.predict(xt)
     rmse = float((pred.mean - ft).pow(2).mean().sqrt())
