@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed, hidden=args.hidden, progress=not args.no_progress, noise=args.noise,
             noise_std=args.noise_std, command=command, stage_dir=staged.staging / STAGES,
         )
+    found = metrics.pop("findings", None)
     failed = [k for k, m in metrics.items() if "error" in m]
-    for line in summary_lines(metrics):
+    for line in summary_lines(metrics) + findings_lines(found):
         print(line)
     print(f"wrote {out / 'metrics.json'}, {out / 'report.html'} ({len(metrics) - len(failed)} methods ok"
           + (f"; failed: {', '.join(failed)}" if failed else "") + ")")
@@ -71,13 +72,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 SUMMARY_KEYS = ("rmse", "nll", "picp95", "gap_epistemic_ratio", "extrapolation_epistemic_ratio",
-                "accuracy", "ece", "auroc_mi", "elbo", "rhat_max", "fit_seconds")  # fmt: skip
+                "accuracy", "ece", "auroc_mi", "elbo", "w2_to_reference", "rhat_max", "fit_seconds")  # fmt: skip
+
+
+def findings_lines(found: dict[str, object] | None) -> list[str]:
+    """The study's verdicts, one line each (nothing when the run had no study)."""
+    if not found:
+        return []
+    if "verdict" in found:
+        return [f"findings: {found['verdict']}"]
+    return [f"findings: {key}: {found[key]['verdict']}" for key in ("calibration", "structure", "ensembles", "gaussian")
+            if isinstance(found.get(key), dict)]
 
 
 def summary_lines(metrics: dict[str, dict[str, object]]) -> list[str]:
     """One table row per method with the headline figures present in ``metrics`` (UCI: split means)."""
     keys = [k for k in SUMMARY_KEYS if any(isinstance(m.get(k), (int, float)) for m in metrics.values())]
-    short = {"gap_epistemic_ratio": "gap_ratio", "extrapolation_epistemic_ratio": "beyond_ratio"}
+    short = {"gap_epistemic_ratio": "gap_ratio", "extrapolation_epistemic_ratio": "beyond_ratio",
+             "w2_to_reference": "w2_to_hmc"}
     lines = [f"{'method':<10}" + "".join(f"{short.get(k, k):>13}" for k in keys)]
     for name, m in metrics.items():
         if "error" in m:

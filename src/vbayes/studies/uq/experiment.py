@@ -14,6 +14,8 @@ from vbayes.files import json_ready
 from vbayes.studies.uq.pipeline import MethodFactory
 from vbayes.studies.uq.report import add_classification_sections, add_regression_sections, add_uci_sections
 from vbayes.studies.uq.stages import run_methods_in_stages
+from vbayes.studies.uq.study import toy_study
+from vbayes.studies.uq.study_report import add_study_sections
 
 REGRESSION_SETS = ("toy-gap", "cubic", "cubic-gap", "wiggle-gap")
 CLASSIFICATION_SETS = ("moons", "digits", "mnist5k")
@@ -78,7 +80,9 @@ def run_uq(
 ) -> dict[str, dict[str, Any]]:
     """Run the comparison and write ``out/metrics.json``, ``out/figures/*.png`` and ``out/report.html``.
 
-    Returns the metrics (method name -> figures). ``out`` must exist. ``noise`` / ``noise_std``
+    Returns what ``metrics.json`` holds: the metrics (method name -> figures) and, when ``hmc``
+    is among the methods of a regression run, ``"findings"``: the quality-of-uncertainty study
+    (:mod:`vbayes.studies.uq.findings`). ``out`` must exist. ``noise`` / ``noise_std``
     (regression, ``noise_std`` in the data's units) set every method's noise model. With
     ``stage_dir`` each finished method (on each split) is kept there and not fitted again
     (:mod:`vbayes.studies.uq.stages`).
@@ -97,8 +101,8 @@ def run_uq(
         if n > loaded.n_splits:
             raise VBayesError(f"--splits {n} but {loaded.name} has only {loaded.n_splits} splits")
         config.update(data_dir=str(data_dir), uci_set=loaded.name, splits=n, hidden=list(hidden or (loaded.n_hidden,)))
-        metrics, first = run_uci(loaded, methods, factory, splits=n, epochs=epochs, seed=seed, hidden=hidden,
-                                 progress=progress, noise=noise, noise_std=noise_std, stage_dir=stage_dir)
+        metrics, first, study = run_uci(loaded, methods, factory, splits=n, epochs=epochs, seed=seed, hidden=hidden,
+                                        progress=progress, noise=noise, noise_std=noise_std, stage_dir=stage_dir)
         title = f"Uncertainty: UCI {loaded.name}"
     else:
         if splits is not None:
@@ -109,10 +113,15 @@ def run_uq(
         elif noise or noise_std:
             raise VBayesError("--noise and --noise-std apply to regression data")
         results = run_methods_in_stages(methods, loaded, factory, stage_dir, progress=progress, **kw)
+        study = None
+        if isinstance(loaded, RegressionData):
+            fit_kw = {k: v for k, v in kw.items() if k != "seed"}
+            study = toy_study(results, loaded, factory, stage_dir, seed, **fit_kw)
         metrics = {k: r.metrics for k, r in results.items()}
         title = f"Uncertainty: {data}"
     metrics = _clean(metrics)
-    write_json(out / "metrics.json", metrics)
+    written = {**metrics, **({"findings": _clean({"findings": study})["findings"]} if study else {})}
+    write_json(out / "metrics.json", written)
     report = Report(title, subtitle=command)
     report.add_config(config)
     if data == "uci":
@@ -121,8 +130,10 @@ def run_uq(
         add_regression_sections(report, loaded, results, metrics, truth=_truth(data))
     else:
         add_classification_sections(report, loaded, results, metrics)
+    if study:
+        add_study_sections(report, written["findings"], metrics)
     report.write(out)
-    return metrics
+    return written
 
 
 def run_toy_comparison(

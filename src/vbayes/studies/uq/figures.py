@@ -21,7 +21,8 @@ from vbayes.studies.uq.pipeline import MethodResult
 
 DISPLAY = {
     "output": "output only", "bbb": "BBB", "flipout": "Flipout", "lrt": "LRT", "dropout": "MC dropout",
-    "ensemble": "ensemble", "sgld": "SGLD", "hmc": "HMC",
+    "ensemble": "ensemble", "sgld": "SGLD", "hmc": "HMC", "mvg": "MVG", "bbalpha": "BB-α", "pbp": "PBP",
+    "vd": "VD", "bbh": "BBH",
 }
 
 
@@ -54,23 +55,34 @@ def _panels(results: Mapping[str, MethodResult], draw: Callable[[str, MethodResu
 def bands_figure(results: Mapping[str, MethodResult], data: RegressionData,
                  truth: Callable[[Any], Any] | None = None) -> Figure | None:
     """Predictive bands of every successful method on a 1-D toy, side by side; dotted lines mark
-    where the toy-gap epistemic ratios are measured (gap middle, extrapolation points)."""
+    where the toy-gap epistemic ratios are measured (gap middle, extrapolation points). When HMC
+    ran, every other panel also draws HMC's mean +- 2 epistemic std (black dashes), so each band
+    is seen beside the reference, as in Yao et al. (2019)'s figures."""
     if data.x_grid is None:
         return None
+    hmc = results.get("hmc")
+    ref = hmc.predictions["grid"] if hmc is not None and hmc.ok else None
+    xs = data.x_grid[:, 0]
 
     def draw(name: str, res: MethodResult, ax: Axes) -> None:
         grid = res.predictions["grid"]
         plot_predictive_bands(
             data.x_train, data.y_train, data.x_grid, grid.mean, grid.total_var.sqrt(), grid.epistemic_var.sqrt(),
-            ax=ax, title=display(name), truth=truth(data.x_grid[:, 0]) if truth is not None else None,
+            ax=ax, title=display(name), truth=truth(xs) if truth is not None else None,
         )
+        if ref is not None and name != "hmc":
+            for sign, label in ((1, "HMC ±2 std epistemic"), (-1, None)):
+                ax.plot(xs, ref.mean + sign * 2 * ref.epistemic_var.sqrt(), color="black", linestyle="--",
+                        linewidth=0.8, label=label)
         marks = ([data.meta["gap_middle"]] if "gap_middle" in data.meta else []) + list(data.meta.get("extrapolation", []))
         for x in marks:
             ax.axvline(x, color="grey", linestyle=":", linewidth=0.9)
 
     fig = _panels(results, draw)
     if fig is not None:
-        fig.axes[0].legend(frameon=False, fontsize=6, loc="upper left")
+        first = next((ax for ax, name in zip(fig.axes, (k for k, r in results.items() if r.ok)) if name != "hmc"),
+                     fig.axes[0])
+        first.legend(frameon=False, fontsize=6, loc="upper left")
     return fig
 
 

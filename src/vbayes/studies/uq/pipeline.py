@@ -105,6 +105,13 @@ def epistemic_ratio(at: RegressionPrediction, reference: RegressionPrediction) -
     return float(at.epistemic_var.sqrt().mean()) / ref
 
 
+def target_scale(data: RegressionData) -> float:
+    """The training targets' std that :func:`fit_regression` standardises ``data`` by (population
+    std, or the data's own ``meta["y_scaler"]``): the unit of "standardised" distances."""
+    scaler = data.meta.get("y_scaler") or Standardizer.fit(data.y_train)
+    return float(scaler.std.reshape(-1)[0])
+
+
 def fit_regression(
     name: str,
     data: RegressionData,

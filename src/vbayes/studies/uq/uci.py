@@ -9,8 +9,10 @@ from tqdm.auto import tqdm
 
 from vbayes.data.uci import UCIData
 from vbayes.errors import VBayesError
-from vbayes.studies.uq.pipeline import MethodFactory, MethodResult
+from vbayes.studies.uq.pipeline import MethodFactory, MethodResult, target_scale
+from vbayes.studies.uq.findings import add_reference_distances
 from vbayes.studies.uq.stages import run_methods_in_stages
+from vbayes.studies.uq.study import uci_study
 
 #: keys that are not averaged over splits
 _NOT_AVERAGED = {"error", "splits", "errors"}
@@ -40,7 +42,7 @@ def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
             out[f"{key}_se"] = math.sqrt(var / n)
         else:
             out[f"{key}_se"] = None
-    for key, worst in (("rhat_max", max), ("ess_min", min), ("divergences", sum)):
+    for key, worst in (("rhat_max", max), ("rhat_predictions", max), ("ess_min", min), ("divergences", sum)):
         vals = [m[key] for m in ok if isinstance(m.get(key), (int, float))]
         if vals:
             out[f"{key}_{worst.__name__}"] = worst(vals)  # worst chain over all splits
@@ -68,9 +70,10 @@ def run_uci(
 
     Hidden width defaults to the protocol's (``n_hidden.txt``, one layer); the seed of split k
     is ``seed + k``. With ``stage_dir`` each method's result on each split is kept there
-    (``split<k>-<method>.pt``) and not fitted again. Returns ``(metrics, first_split_results)``:
-    per-method aggregates (see :func:`aggregate`) and the full results of split 0 (kept for
-    calibration plots).
+    (``split<k>-<method>.pt``) and not fitted again. Returns ``(metrics, first_split_results, study)``: per-method aggregates
+    (see :func:`aggregate`), the full results of split 0 (kept for calibration plots) and, when
+    ``hmc`` is among the methods, the quality-of-uncertainty findings
+    (:func:`~vbayes.studies.uq.study.uci_study`; else None).
     """
     n = uci.n_splits if splits is None else splits
     if not 1 <= n <= uci.n_splits:
@@ -78,11 +81,18 @@ def run_uci(
     hidden = tuple(hidden) if hidden is not None else (uci.n_hidden,)
     per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     first: dict[str, MethodResult] = {}
+    references: list[dict[str, Any]] = []
+    fit_kw = dict(hidden=hidden, epochs=epochs, noise=noise, noise_std=noise_std)
     for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
-        results = run_methods_in_stages(methods, uci.split(k), factory, stage_dir, f"split{k}-", progress=progress,
-                                        hidden=hidden, epochs=epochs, seed=seed + k, noise=noise, noise_std=noise_std)
+        split = uci.split(k)
+        results = run_methods_in_stages(methods, split, factory, stage_dir, f"split{k}-", progress=progress,
+                                        seed=seed + k, **fit_kw)
+        if "hmc" in results:
+            references.append(add_reference_distances(results, "test", target_scale(split)))
         for name, res in results.items():
             per_method[name].append(res.metrics)
         if k == 0:
             first = results
-    return {name: aggregate(ms) for name, ms in per_method.items()}, first
+    metrics = {name: aggregate(ms) for name, ms in per_method.items()}
+    study = uci_study(metrics, references, first, uci.split(0), factory, stage_dir, seed, **fit_kw)
+    return metrics, first, study
