@@ -7,10 +7,11 @@ layer's whole parameter vector ``theta = (vec W, b)`` of ``P = out * in + out`` 
 
 with ``hidden`` hypernet widths (``hidden=()``: the linear map ``theta = A eps + c``, a Gaussian
 q with covariance ``A A^T``). q(theta) has no density to evaluate, so the KL to the prior is
-estimated from ``kl_samples`` draws of theta and as many prior draws with the nearest-neighbour
-estimator of :mod:`vbayes.layers.hypernet_kl` (``kl_mode`` ``"weight"`` or ``"kernel"``); each
-call of :meth:`LinearHypernet.kl_divergence` draws afresh, so it is a random estimate, not a
-closed form. Note that with ``k < P`` q lives on a k-dimensional manifold of ``R^P``: its true
+estimated from ``kl_samples`` draws of theta with a nearest-neighbour estimator of
+:mod:`vbayes.layers.hypernet_kl`: ``kl_estimator="nn"``, the paper's two-sample estimator (as
+many prior draws), or ``"entropy"``, the prior's exact log density at the draws minus a
+nearest-neighbour entropy of q; ``kl_mode`` ``"weight"`` or ``"kernel"``. Each call of
+:meth:`LinearHypernet.kl_divergence` draws afresh, so it is a random estimate, not a closed form. Note that with ``k < P`` q lives on a k-dimensional manifold of ``R^P``: its true
 KL to any Gaussian prior is infinite, and the ``"weight"`` mode estimates the sum of the marginal
 KLs instead.
 
@@ -29,10 +30,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vbayes.layers.base import BayesianModule, check_features_input, check_positive_ints
-from vbayes.layers.hypernet_kl import KL_MODES, nn_kl_estimate
+from vbayes.layers.hypernet_kl import KL_MODES, nn_entropy_kl_estimate, nn_kl_estimate
 from vbayes.layers.priors import Normal, as_prior
 
-__all__ = ["LinearHypernet"]
+__all__ = ["LinearHypernet", "KL_ESTIMATORS"]
+
+KL_ESTIMATORS = ("nn", "entropy")
 
 LEAKY_SLOPE = 0.1
 DEFAULT_SPREAD_INIT = 0.05
@@ -54,6 +57,8 @@ class LinearHypernet(BayesianModule):
         hidden: the hypernet's hidden widths (leaky-ReLU(0.1) units); ``()`` is a linear hypernet.
         kl_samples: S >= 2, the weight (and prior) draws of one KL estimate.
         kl_mode: ``"weight"`` or ``"kernel"`` (:func:`vbayes.layers.hypernet_kl.nn_kl_estimate`).
+        kl_estimator: ``"nn"`` (the paper's, with ``kl_samples`` prior draws) or ``"entropy"``
+            (:func:`vbayes.layers.hypernet_kl.nn_entropy_kl_estimate`, the prior's log density).
         posterior_std_init: the initial mean std (across noise draws) of the generated weights:
             the hypernet's output matrix is rescaled to it at construction, from 512 draws.
 
@@ -66,6 +71,7 @@ class LinearHypernet(BayesianModule):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, prior: Any = None,
                  noise_dim: int = 8, hidden: Sequence[int] = (64,), kl_samples: int = 5, kl_mode: str = "weight",
+                 kl_estimator: str = "nn",
                  posterior_std_init: float = DEFAULT_SPREAD_INIT, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
@@ -76,6 +82,8 @@ class LinearHypernet(BayesianModule):
             raise ValueError(f"{name}: kl_samples must be an int >= 2, got {kl_samples!r}")
         if kl_mode not in KL_MODES:
             raise ValueError(f"{name}: kl_mode must be one of {KL_MODES}, got {kl_mode!r}")
+        if kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"{name}: kl_estimator must be one of {KL_ESTIMATORS}, got {kl_estimator!r}")
         std = float(posterior_std_init)
         if not (std > 0 and math.isfinite(std)):
             raise ValueError(f"{name}: posterior_std_init must be a finite number > 0, got {posterior_std_init}")
@@ -83,6 +91,7 @@ class LinearHypernet(BayesianModule):
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bool(bias)
         self.noise_dim, self.hidden, self.kl_samples, self.kl_mode = noise_dim, hidden, kl_samples, kl_mode
         self.posterior_std_init = std
+        self.kl_estimator = kl_estimator
         self.generator: torch.Generator | None = None
         kw = {"device": device, "dtype": dtype}
         layers: list[nn.Module] = []
@@ -142,8 +151,11 @@ class LinearHypernet(BayesianModule):
 
     def kl_divergence(self) -> Tensor:
         """A nearest-neighbour estimate of KL(q || prior) from ``kl_samples`` fresh weight draws
-        and as many prior draws (0-dim, nats; random: each call draws again)."""
-        return nn_kl_estimate(self.sample_params(self.kl_samples), self._prior_samples(self.kl_samples), self.kl_mode)
+        (and, for ``"nn"``, as many prior draws); 0-dim, nats; random: each call draws again."""
+        theta = self.sample_params(self.kl_samples)  # (S, P)
+        if self.kl_estimator == "entropy":
+            return nn_entropy_kl_estimate(theta, self.prior.log_prob(theta), self.kl_mode)
+        return nn_kl_estimate(theta, self._prior_samples(self.kl_samples), self.kl_mode)
 
     @torch.no_grad()
     def weight_spread(self, n: int = 256, generator: torch.Generator | None = None) -> float:
@@ -171,4 +183,4 @@ class LinearHypernet(BayesianModule):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.has_bias}, "
                 f"noise_dim={self.noise_dim}, hidden={self.hidden}, kl_samples={self.kl_samples}, "
-                f"kl_mode={self.kl_mode!r}, prior={self.prior!r}")
+                f"kl_mode={self.kl_mode!r}, kl_estimator={self.kl_estimator!r}, prior={self.prior!r}")
