@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "uq", help="compare inference methods (uncertainty, calibration, UCI benchmark)",
-        description="Run inference methods on one data set and score them with the same metrics.",
+        description="Run inference methods on one data set and score them with the same metrics. With hmc among "
+        "the methods on regression data (e.g. --data cubic-gap --methods all) every method is also held against "
+        "HMC's predictive: w2_to_reference per method and the findings of Yao et al. (2019) in metrics.json and "
+        "the report.",
     )
     parser.add_argument("--data", required=True, metavar="NAME", help=f"one of: {', '.join(DATA_SETS)}")
     parser.add_argument("--methods", default="all", help="'all' or comma-separated method names (default all)")

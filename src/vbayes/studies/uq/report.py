@@ -247,7 +247,7 @@ def uci_summary(name: str, metrics: Mapping[str, Mapping[str, Any]]) -> str:
     if not published or not ok:
         return "No comparison possible (no published numbers for this set, or no method finished)."
     best = min(ok, key=lambda k: ok[k]["nll"])
-    pub_best = min(published["nll"], key=lambda k: published["nll"][k][0])
+    pub_best = min((k for k, v in published["nll"].items() if v[0] is not None), key=lambda k: published["nll"][k][0])
     ours, theirs = ok[best]["nll"], published["nll"][pub_best][0]
     parts = [f"Best vbayes test NLL: {display(best)} {ours:.2f} ± {_fmt(ok[best].get('nll_se'))} over "
              f"{ok[best]['splits']} splits; best published: {pub_best} {theirs:.2f}. "
@@ -258,6 +258,8 @@ def uci_summary(name: str, metrics: Mapping[str, Mapping[str, Any]]) -> str:
         for metric in ("rmse", "nll"):
             mean, se = published[metric][pub_key]
             value = ok[ours_key][metric]
+            if mean is None:
+                continue
             if se is None:
                 verdict = "no published ± to compare with"
             elif abs(value - mean) <= se:
