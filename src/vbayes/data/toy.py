@@ -34,7 +34,7 @@ def load_toy_gap(seed: int = 0, n_train: int = 40, n_test: int = 200, data_dir: 
     nothing between; ``y = sin(x) + 0.3 x + N(0, 0.1^2)``.
 
     Test inputs are fresh draws from the same clusters; ``x_grid`` reaches 0.6 of the data's
-    span past each edge, for plotting. ``meta`` holds ``gap_middle`` (0.0) and
+    span past each edge, for plotting. ``meta`` holds ``gap`` ([-1.5, 1.5]), ``gap_middle`` (0.0) and
     ``extrapolation``: the two inputs half the data's span past its edges (about -6 and 6).
     """
     if n_train < 2:
@@ -49,6 +49,7 @@ def load_toy_gap(seed: int = 0, n_train: int = 40, n_test: int = 200, data_dir: 
     lo, hi = float(x_tr.min()), float(x_tr.max())
     span = hi - lo
     meta = {
+        "gap": [GAP_CLUSTERS[0][1], GAP_CLUSTERS[1][0]],
         "gap_middle": 0.5 * (GAP_CLUSTERS[0][1] + GAP_CLUSTERS[1][0]),
         "extrapolation": [lo - 0.5 * span, hi + 0.5 * span],
         "noise_std": GAP_NOISE,
