@@ -9,7 +9,10 @@ per-weight dropout rate
 ``log_alpha_max`` = 10 (sparse VD) or 0 (Kingma et al.'s variant: alpha <= 1). The layer stores
 ``theta`` and ``log_sigma2`` (the weight's shape); the bias is a plain (deterministic) parameter.
 The variance used everywhere is ``sigma2 = alpha theta^2`` of the clamped alpha, so the KL and
-the forward pass see the same q (``log_sigma2`` beyond the clamp has no effect).
+the forward pass see the same q (``log_sigma2`` beyond the clamp has no effect). Where the clamp
+is active ``log_sigma2`` gets no gradient (as in the reference code's clip to [-8, 8]): a large
+weight (``theta^2 > e^10 sigma2``) keeps ``alpha = e^-10``, i.e. a variance that may be smaller
+than its posterior's, until ``theta`` shrinks.
 
 In "sample" mode the forward pass draws the pre-activations by the local reparameterisation
 trick (Kingma, Salimans & Welling 2015): each output is ``N(op(x, theta) + b, op(x^2, sigma2))``,
