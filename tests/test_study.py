@@ -56,7 +56,9 @@ def test_calibration_finding_reads_the_rank_agreement() -> None:
     agree = {k: {"nll": v, "w2_to_reference": v / 10, "miscalibration_area": v} for k, v in
              (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0))}
     found = calibration_finding(agree)
-    assert found["spearman_nll_w2"] == pytest.approx(1.0) and "fair guide" in found["verdict"]
+    assert found["spearman_nll_w2"] == pytest.approx(1.0) and found["verdict"].startswith("a fair guide")
+    top_swapped = {**agree, "a": {**agree["a"], "w2_to_reference": 0.25}}  # best NLL, second closest
+    assert calibration_finding(top_swapped)["verdict"].startswith("right on the whole")
     reverse = {k: {"nll": v, "w2_to_reference": 1 / v} for k, v in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0))}
     found = calibration_finding(reverse)
     assert found["spearman_nll_w2"] == pytest.approx(-1.0)
