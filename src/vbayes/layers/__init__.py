@@ -9,6 +9,7 @@ from vbayes.layers.base import BayesianModule, global_kl, kl_divergence, local_k
 from vbayes.layers.flipout import (Conv1dFlipout, Conv2dFlipout, ConvTranspose1dFlipout, ConvTranspose2dFlipout,
                                    LinearFlipout)
 from vbayes.layers.lrt import Conv1dLRT, Conv2dLRT, ConvTranspose1dLRT, ConvTranspose2dLRT, LinearLRT
+from vbayes.layers.hypernet import LinearHypernet
 from vbayes.layers.mvg import LinearMVG
 from vbayes.layers.reparam import (Conv1dReparam, Conv2dReparam, ConvTranspose1dReparam, ConvTranspose2dReparam,
                                    LinearReparam)
@@ -17,6 +18,7 @@ from vbayes.layers.svd import Conv2dSVD, LinearSVD
 __all__ = [
     "BayesianModule", "VariationalLayer", "kl_divergence", "global_kl", "local_kl", "DEFAULT_POSTERIOR_STD",
     "LinearReparam", "LinearFlipout", "LinearLRT", "LinearMVG", "LinearSVD",
+    "LinearHypernet",
     "Conv1dReparam", "Conv1dFlipout", "Conv1dLRT",
     "Conv2dReparam", "Conv2dFlipout", "Conv2dLRT", "Conv2dSVD",
     "ConvTranspose1dReparam", "ConvTranspose1dFlipout", "ConvTranspose1dLRT",
