@@ -71,6 +71,23 @@ NOTES: dict[str, MetricNote] = {
     "elbo": MetricNote("ELBO / point", "ELBO of a variational method on its standardised training targets",
                        "nats per training point", "higher"),
     "fit_seconds": MetricNote("fit s", "wall-clock time of the fit", "s"),
+    "w2_to_reference": MetricNote(
+        "W2 to HMC", "mean over the inputs of the 1-D Wasserstein-2 distance between the method's and HMC's samples "
+        "of f(x) (the quality-of-uncertainty study)", "training targets' std", "lower"),
+    "rhat_predictions": MetricNote("R-hat (predictions)", "rank-normalised split R-hat of HMC's f(x) over the "
+                                   "study's inputs; at most 1.01 for HMC to serve as the reference", better="lower"),
+    "energy": MetricNote("BB-α energy / point", "the black-box alpha energy of bbalpha's fitted q (its objective)",
+                         "nats per training point", "lower"),
+    "objective": MetricNote("VD objective / point", "vd's training objective NLL + KL/N to the improper log-uniform "
+                            "prior: not a bound on anything (Hron et al. 2018)", "nats per training point", "lower"),
+    "sparsity": MetricNote("sparsity", "fraction of vd's weights pruned (log alpha > 3)"),
+    "compression": MetricNote("compression", "vd's weights over the weights kept after pruning"),
+    "nn_elbo": MetricNote("NN-ELBO / point", "bbh's ELBO with the nearest-neighbour KL estimate (an estimate, not a "
+                          "bound)", "nats per training point", "higher"),
+    "kl_nn": MetricNote("KL (NN est.)", "bbh's nearest-neighbour estimate of KL(q || prior)", "nats"),
+    "weight_spread": MetricNote("weight spread", "std of bbh's generated weights across draws over the prior std "
+                                "(near 0: q collapsed to a point)"),
+    "reverted_updates": MetricNote("reverted updates", "pbp's ADF updates undone by the guard (v <= 1e-100 or NaN)"),
     # auto-encoders (vbayes vae / ae / bae / compare-ae, the demo's first part)
     "test_elbo": MetricNote("test ELBO", "ELBO on the test set: -(expected reconstruction NLL + KL term)",
                             "nats per example", "higher"),

@@ -56,7 +56,7 @@ def bands_figure(results: Mapping[str, MethodResult], data: RegressionData,
                  truth: Callable[[Any], Any] | None = None) -> Figure | None:
     """Predictive bands of every successful method on a 1-D toy, side by side; dotted lines mark
     where the toy-gap epistemic ratios are measured (gap middle, extrapolation points). When HMC
-    ran, every other panel also draws HMC's mean +- 2 epistemic std (black dashes), so each band
+    ran, every other panel also draws HMC's mean +- 2 epistemic std (red dash-dots), so each band
     is seen beside the reference, as in Yao et al. (2019)'s figures."""
     if data.x_grid is None:
         return None
@@ -72,8 +72,8 @@ def bands_figure(results: Mapping[str, MethodResult], data: RegressionData,
         )
         if ref is not None and name != "hmc":
             for sign, label in ((1, "HMC ±2 std epistemic"), (-1, None)):
-                ax.plot(xs, ref.mean + sign * 2 * ref.epistemic_var.sqrt(), color="black", linestyle="--",
-                        linewidth=0.8, label=label)
+                ax.plot(xs, ref.mean + sign * 2 * ref.epistemic_var.sqrt(), color="crimson", linestyle="-.",
+                        linewidth=0.9, label=label)
         marks = ([data.meta["gap_middle"]] if "gap_middle" in data.meta else []) + list(data.meta.get("extrapolation", []))
         for x in marks:
             ax.axvline(x, color="grey", linestyle=":", linewidth=0.9)

@@ -27,7 +27,11 @@ from vbayes.methods.predictive import ClassificationPrediction, RegressionPredic
 MethodFactory = Callable[..., Any]
 #: diagnostics copied from ``method.info`` to the top level of a method's metrics
 DIAGNOSTICS = ("rhat_max", "ess_min", "divergences", "warmup_divergences", "accept_rate", "step_size", "n_samples",
-               "elbo", "elbo_se", "converged", "steps")
+               "elbo", "elbo_se", "converged", "steps",
+               "energy",  # bbalpha
+               "objective", "objective_se", "sparsity", "compression",  # vd
+               "nn_elbo", "kl_nn", "weight_spread", "weight_spread_init",  # bbh
+               "reverted_updates",)  # pbp
 
 
 def default_factory() -> MethodFactory:
