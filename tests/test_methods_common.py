@@ -48,10 +48,8 @@ def _classification(n: int = 30, d: int = 2, c: int = 3) -> tuple[torch.Tensor, 
 
 
 def test_names_and_unknown() -> None:
-    assert METHOD_NAMES[:10] == ["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc", "mvg", "bbalpha"]
-    assert "pbp" in METHOD_NAMES
-    assert "bbh" in METHOD_NAMES
-    assert "vd" in METHOD_NAMES
+    assert sorted(METHOD_NAMES) == sorted(["output", "bbb", "flipout", "lrt", "dropout", "ensemble", "sgld", "hmc",
+                                           "mvg", "bbalpha", "pbp", "bbh", "vd"])
     with pytest.raises(VBayesError, match="choose one of: output, bbb"):
         get_method("laplace")
     with pytest.raises(VBayesError, match="unknown option"):
