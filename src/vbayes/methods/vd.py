@@ -91,25 +91,17 @@ class VDMethod(VariationalMethod):
     noise_per_example: ClassVar[bool] = True
     independent_rows: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
+        **{k: VariationalMethod.defaults[k] for k in (
+            "n_samples", "lr", "final_lr", "batch_size", "steps", "tol", "activation", "noise", "noise_std",
+            "kl_weight", "prior_std")},
         "variant": "sparse",
         "log_sigma2_init": -10.0,
         "prune_threshold": 3.0,
         "predict": "sample",
         "train_samples": 1,
-        "n_samples": 100,
         "objective_samples": 100,
-        "lr": 1e-2,
-        "final_lr": 1e-3,
-        "batch_size": None,
-        "steps": 4000,
-        "tol": None,
-        "activation": "relu",
-        "noise": "heteroscedastic",
-        "noise_std": None,
-        "kl_weight": 1.0,
         "kl_delay": 0.025,
         "kl_warmup": 0.1,
-        "prior_std": None,
     }
 
     # ----------------------------------------------------------------- options
