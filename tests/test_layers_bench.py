@@ -22,3 +22,17 @@ def test_target_report_without_batch_128_or_threads():
     assert "not checked" in target_report({("mlp", 512, 1): {}}, 1)[0]
     lines = target_report(_ratios((1.0, 1.0, 1.0), (1.0, 1.0, 1.0)), 1)
     assert "thread target was not checked" in lines[-1]
+
+
+def test_every_optimizer_choice_steps_the_baseline_and_a_bayesian_net():
+    import torch
+
+    from vbayes.cli.bench.layers import OPTIMIZERS, make_step, mlp
+
+    x, y = torch.rand(4, 784), torch.tensor([0, 1, 2, 3])
+    for name in OPTIMIZERS:
+        for kind in ("nn.Linear", "vbayes reparam"):
+            model = mlp(kind, None)
+            before = [p.detach().clone() for p in model.parameters()]
+            make_step(model, x, y, name)()
+            assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters())), (name, kind)

@@ -34,6 +34,10 @@ TARGET_BATCH = 128
 THREAD_SLACK = 0.3
 """On more threads the ratio may be at most this much above the 1-thread ratio."""
 
+OPTIMIZERS = {"adam": {}, "adam-foreach": {"foreach": True}, "adam-fused": {"fused": True}}
+"""``--optimizer`` choices: keyword arguments of ``torch.optim.Adam(lr=1e-3)``, the same for every net of a
+table. "adam" is PyTorch's default, which on CPU loops over the parameter tensors one at a time."""
+
 def _vbayes_layer(kind: str, op: type[nn.Module]) -> type[nn.Module]:
     """The vbayes layer of ``kind`` ("vbayes reparam" / "vbayes flipout" / "vbayes lrt") for ``op``."""
     return layer_class(kind.split()[-1], op)
@@ -103,9 +107,9 @@ def convnet(kind: str, bl: object | None) -> nn.Module:
                          nn.Flatten(), lin(32 * 7 * 7, 10))
 
 
-def make_step(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[], None]:
-    """A closure doing one ELBO training step (cross-entropy + KL / N, Adam)."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def make_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: str = "adam") -> Callable[[], None]:
+    """A closure doing one ELBO training step (cross-entropy + KL / N, Adam as :data:`OPTIMIZERS` ``[optimizer]``)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **OPTIMIZERS[optimizer])
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -137,15 +141,15 @@ def time_interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_roun
 
 
 def run_table(net: str, batch: int, threads: int, kinds: list[str], bl: object | None,
-              rounds: int, per_round: int) -> dict[str, float]:
-    """Median step seconds of every kind for one (network, batch, threads) setting."""
+              rounds: int, per_round: int, optimizer: str = "adam") -> dict[str, float]:
+    """Median step seconds of every kind for one (network, batch, threads) setting, all with ``optimizer``."""
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
     shape = (batch, 784) if net == "mlp" else (batch, 1, 28, 28)
     x = torch.rand(shape, generator=gen)
     y = torch.randint(0, 10, (batch,), generator=gen)
     build = mlp if net == "mlp" else convnet
-    steps = {k: make_step(build(k, bl), x, y) for k in kinds}
+    steps = {k: make_step(build(k, bl), x, y, optimizer) for k in kinds}
     return time_interleaved(steps, rounds, per_round)
 
 
@@ -159,6 +163,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-bayesian-torch", action="store_true", help="leave bayesian-torch out")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="the thread count measured besides 1 (default: the CPUs this process may use)")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
+                        help="the optimiser of every net, baseline included (default adam: torch.optim.Adam's "
+                             "CPU default, a loop over the parameter tensors)")
     parser.set_defaults(func=run)
 
 
@@ -184,14 +191,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch {torch.__version__}, {available_cpus()} CPUs available, threads measured: "
           f"{', '.join(map(str, thread_counts))}; "
           f"bayesian-torch: {'included' if bl is not None else why if args.no_bayesian_torch else 'not importable (' + why + ')'}")
-    print("step = forward + KL + backward + Adam; median of interleaved steps; ratio to the deterministic net\n")
+    opt_text = ", ".join(["lr=1e-3"] + [f"{k}={v}" for k, v in OPTIMIZERS[args.optimizer].items()])
+    print(f"step = forward + KL + backward + torch.optim.Adam({opt_text}) (--optimizer {args.optimizer}, the same "
+          "for every net); median of interleaved steps; ratio to the deterministic net\n")
     header = f"{'net':<5} {'batch':>5} {'thr':>3}  " + "  ".join(f"{k:>22}" for k in kinds)
     print(header)
     print("-" * len(header))
     ratios: dict[tuple[str, int, int], dict[str, float]] = {}
     try:
         for net, batch, threads in settings:
-            med = run_table(net, batch, threads, kinds, bl, args.rounds, args.per_round)
+            med = run_table(net, batch, threads, kinds, bl, args.rounds, args.per_round, args.optimizer)
             base = med["nn.Linear"]
             ratios[(net, batch, threads)] = {k: med[k] / base for k in kinds}
             cells = [f"{med[k] * 1e3:8.2f} ms ({med[k] / base:4.2f}x)" for k in kinds]
