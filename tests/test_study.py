@@ -160,3 +160,48 @@ def test_run_uq_writes_w2_findings_and_the_report(tmp_path) -> None:
     assert found["gaussian"]["verdict"].startswith("close to Gaussian")
     html = (tmp_path / "report.html").read_text()
     assert "Quality of uncertainty against HMC" in html and "Ensembles are unpredictable" in html
+
+
+def test_uci_reference_uses_the_splits_where_hmc_mixed() -> None:
+    from vbayes.studies.uq.study import uci_reference
+
+    refs = [{"ok": False, "rhat_predictions": 1.3, "reason": "x"}, {"ok": True, "rhat_predictions": 1.004},
+            {"ok": True, "rhat_predictions": 1.008}]
+    ref = uci_reference(refs)
+    assert ref["ok"] and ref["splits_judged"] == [1, 2] and ref["rhat_predictions"] == 1.3
+    assert "1.0080 on 2 of 3 splits" in ref["reason"] and "split(s) 0: R-hat 1.300" in ref["reason"]
+    none = uci_reference([{"ok": False, "rhat_predictions": 1.2}, {"ok": False, "rhat_predictions": 1.5}])
+    assert not none["ok"] and "any of the 2 splits" in none["reason"] and "1.200" in none["reason"]
+
+
+def test_aggregate_averages_a_figure_over_the_splits_that_have_it() -> None:
+    from vbayes.studies.uq.uci import aggregate
+
+    agg = aggregate([{"rmse": 1.0, "w2_to_reference": 0.2}, {"rmse": 3.0}, {"rmse": 2.0, "w2_to_reference": 0.4}])
+    assert agg["rmse"] == 2.0 and "rmse_splits" not in agg
+    assert agg["w2_to_reference"] == pytest.approx(0.3) and agg["w2_to_reference_splits"] == 2
+    assert agg["w2_to_reference_se"] == pytest.approx(0.1)
+
+
+def test_run_uq_on_uci_judges_only_the_mixed_splits(tmp_path) -> None:
+    # split 0's "chains" disagree (one shifted), split 1's agree: the distances and findings use split 1 only
+    class Shifted(Sampler):
+        def predict(self, x):
+            pred = super().predict(x)
+            if self.name == "hmc" and self.seed == 0:
+                pred.mu[:100] += 1.0
+            return pred
+
+    from tests.test_uci import write_layout
+
+    uci = tmp_path / "tiny"
+    uci.mkdir()
+    write_layout(uci, n=60, n_splits=2)
+    metrics = run_uq("uci", ["output", "bbb", "mvg", "ensemble", "hmc"], tmp_path / "out", data_dir=uci, factory=Shifted,
+                     progress=False)
+    found = metrics["findings"]
+    assert found["reference"]["ok"] and found["reference"]["splits_judged"] == [1]
+    assert metrics["bbb"]["w2_to_reference_splits"] == 1
+    rms = float(_quantiles().square().mean().sqrt())
+    assert metrics["bbb"]["w2_to_reference"] == pytest.approx(0.4 * rms, rel=1e-6)
+    assert found["region"] == "on the test inputs" and found["ensembles"]["seeds"] == 5

@@ -135,8 +135,10 @@ def structure_finding(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     return {"mvg_w2": mvg, "bbb_w2": bbb, "ratio": ratio, "verdict": verdict}
 
 
-def ensembles_finding(seeds: Sequence[MethodResult], hmc: MethodResult, key: str, mask: Tensor) -> dict[str, Any]:
-    """The in-gap epistemic std of the ensemble across seeds, against HMC's across its chains."""
+def ensembles_finding(seeds: Sequence[MethodResult], hmc: MethodResult, key: str, mask: Tensor,
+                      where: str = "in the gap") -> dict[str, Any]:
+    """The epistemic std of the ensemble ``where`` (the masked inputs) across seeds, against HMC's
+    across its chains."""
     values = [_epistemic_std(r.predictions[key].mu, mask) for r in seeds if r.ok]
     chains = chains_of(hmc, key)
     if len(values) < 2 or chains is None:
@@ -148,15 +150,15 @@ def ensembles_finding(seeds: Sequence[MethodResult], hmc: MethodResult, key: str
     inside = low <= hmc_value <= high
     unpredictable = cv > max(0.1, 2 * cv_hmc)
     verdict = (f"{'unpredictable' if unpredictable else 'stable here'}: across {len(values)} seeds the ensemble's "
-               f"in-gap epistemic std ranges {low:.3g}-{high:.3g} (spread {cv:.0%} of its mean; HMC's chains "
+               f"epistemic std {where} ranges {low:.3g}-{high:.3g} (spread {cv:.0%} of its mean; HMC's chains "
                f"{cv_hmc:.0%}), HMC's is {hmc_value:.3g}" + ("" if inside else ", outside the ensemble's range"))
     return {"seeds": len(values), "in_gap_std": values, "cv": cv, "reference_in_gap_std": hmc_value,
             "reference_chain_std": per_chain, "reference_chain_cv": cv_hmc, "reference_inside_range": inside,
             "verdict": verdict}
 
 
-def gaussian_finding(hmc: MethodResult, key: str, mask: Tensor) -> dict[str, Any]:
-    """How far HMC's f(x) samples in the gap are from their moment-matched Gaussian."""
+def gaussian_finding(hmc: MethodResult, key: str, mask: Tensor, where: str = "in the gap") -> dict[str, Any]:
+    """How far HMC's f(x) samples ``where`` (the masked inputs) are from their moment-matched Gaussian."""
     mu = hmc.predictions[key].mu[:, mask]
     ks = ks_to_normal(mu)
     coverage = gaussian_interval_coverage(mu, 0.95)
@@ -164,7 +166,7 @@ def gaussian_finding(hmc: MethodResult, key: str, mask: Tensor) -> dict[str, Any
     n = float(ess) if isinstance(ess, (int, float)) and ess > 0 else float(mu.shape[0])
     critical = KS_CRITICAL / math.sqrt(n)
     far = float(ks.mean()) > critical
-    verdict = (f"{'not Gaussian' if far else 'close to Gaussian'}: HMC's f(x) in the gap is a KS distance "
+    verdict = (f"{'not Gaussian' if far else 'close to Gaussian'}: HMC's f(x) {where} is a KS distance "
                f"{float(ks.mean()):.3f} (mean; max {float(ks.max()):.3f}) from its moment-matched Gaussian, against "
                f"{critical:.3f} expected from sampling alone; a Gaussian 95% interval there covers "
                f"{float(coverage.mean()):.1%} of HMC's draws")
@@ -190,18 +192,19 @@ def add_reference_distances(results: Mapping[str, MethodResult], key: str, scale
 
 
 def findings(metrics: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Any], hmc: MethodResult | None,
-             ensembles: Sequence[MethodResult], key: str, x: Tensor, meta: Mapping[str, Any]) -> dict[str, Any]:
+             ensembles: Sequence[MethodResult], key: str, x: Tensor | None, meta: Mapping[str, Any]) -> dict[str, Any]:
     """The four findings from the methods' ``metrics`` (with ``w2_to_reference``), the
     ``reference`` check, HMC's result and the ensemble's results over seeds (the main one
     included), on the inputs ``x`` ``(M, D)`` at ``key``; ``meta`` gives the gap, if any."""
-    if not reference.get("ok") or hmc is None:
+    if not reference.get("ok") or hmc is None or x is None:
         return {"reference": dict(reference), "verdict": f"cannot judge: {reference.get('reason')}"}
     mask = in_gap(x, meta)
+    where = "in the gap" if "gap" in meta else "on the test inputs"
     return {
         "reference": dict(reference),
-        "region": "in the gap" if "gap" in meta else "on the test inputs",
+        "region": where,
         "calibration": calibration_finding(metrics),
         "structure": structure_finding(metrics),
-        "ensembles": ensembles_finding(ensembles, hmc, key, mask),
-        "gaussian": gaussian_finding(hmc, key, mask),
+        "ensembles": ensembles_finding(ensembles, hmc, key, mask, where),
+        "gaussian": gaussian_finding(hmc, key, mask, where),
     }

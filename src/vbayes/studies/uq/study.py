@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vbayes.data.tabular import RegressionData
-from vbayes.studies.uq.findings import ENSEMBLE_SEEDS, add_reference_distances, findings
+from vbayes.studies.uq.findings import ENSEMBLE_SEEDS, MAX_RHAT, add_reference_distances, findings
 from vbayes.studies.uq.pipeline import MethodFactory, MethodResult, target_scale
 from vbayes.studies.uq.stages import run_methods_in_stages
 
@@ -48,26 +48,37 @@ def toy_study(results: Mapping[str, MethodResult], data: RegressionData, factory
 
 
 def uci_reference(per_split: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One reference check from the checks of every split: usable when HMC mixed on all of them."""
+    """One reference check from the checks of every split: usable when HMC mixed on at least one
+    split; ``w2_to_reference`` then averages over those splits only."""
     rhats = [r["rhat_predictions"] for r in per_split if isinstance(r.get("rhat_predictions"), float)]
-    bad = [i for i, r in enumerate(per_split) if not r.get("ok")]
-    worst = max(rhats) if rhats else math.nan
-    if not bad:
-        reason = f"R-hat on HMC's test predictions at most {worst:.4f} over {len(per_split)} splits"
+    good = [i for i, r in enumerate(per_split) if r.get("ok")]
+    bad = [i for i in range(len(per_split)) if i not in good]
+    if good:
+        reason = (f"R-hat on HMC's test predictions at most {max(rhats[i] for i in good):.4f} on "
+                  f"{len(good)} of {len(per_split)} splits; the distances average over those")
+        if bad:
+            reason += (f" (HMC did not mix on split(s) {', '.join(map(str, bad))}: R-hat "
+                       + ", ".join(f"{per_split[i]['rhat_predictions']:.3f}" for i in bad
+                                   if isinstance(per_split[i].get("rhat_predictions"), float)) + ")")
     else:
-        reason = (f"HMC is no reference on split(s) {', '.join(map(str, bad))}: "
-                  + "; ".join(per_split[i]["reason"] for i in bad[:3]))
-    return {"ok": not bad, "rhat_predictions": worst, "reason": reason, "inputs": "test", "splits": len(per_split)}
+        worst = min(rhats) if rhats else math.nan
+        reason = (f"HMC did not mix on any of the {len(per_split)} splits (R-hat on its test predictions at least "
+                  f"{worst:.3f} > {MAX_RHAT})")
+    return {"ok": bool(good), "rhat_predictions": max(rhats) if rhats else None, "reason": reason,
+            "inputs": "test", "splits": len(per_split), "splits_judged": good}
 
 
 def uci_study(metrics: Mapping[str, Mapping[str, Any]], references: Sequence[Mapping[str, Any]],
-              first: Mapping[str, MethodResult], split0: RegressionData, factory: MethodFactory | None,
-              stage_dir: str | Path | None, seed: int, **kwargs: Any) -> dict[str, Any] | None:
-    """The study on UCI: ``metrics`` are the means over splits (``w2_to_reference`` included),
-    ``references`` the check of each split; the ensemble's seeds and the Gaussian check use split 0
-    (``first``, ``split0``). None without ``hmc``."""
-    if "hmc" not in first:
-        return None
+              judged: tuple[Mapping[str, MethodResult], RegressionData] | None, factory: MethodFactory | None,
+              stage_dir: str | Path | None, seed: int, **kwargs: Any) -> dict[str, Any]:
+    """The study on UCI: ``metrics`` are the means over splits (``w2_to_reference`` over the
+    splits where HMC mixed), ``references`` the check of each split, ``judged`` the results and
+    data of the first split where HMC mixed (None if none): the ensemble's seeds and the Gaussian
+    check use it."""
     reference = uci_reference(references)
-    seeds = ensemble_seeds(first, split0, factory, stage_dir, "split0-", seed, **kwargs) if reference["ok"] else []
-    return findings(metrics, reference, first["hmc"], seeds, "test", split0.x_test, split0.meta)
+    if judged is None:
+        return findings(metrics, reference, None, [], "test", None, {})
+    results, split = judged
+    k = references.index(next(r for r in references if r.get("ok")))
+    seeds = ensemble_seeds(results, split, factory, stage_dir, f"split{k}-", seed + k, **kwargs)
+    return findings(metrics, reference, results["hmc"], seeds, "test", split.x_test, split.meta)

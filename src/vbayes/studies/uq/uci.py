@@ -20,7 +20,8 @@ _NOT_AVERAGED = {"error", "splits", "errors"}
 
 def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean over splits of every numeric figure, with a ``<key>_se`` twin (sample std / sqrt(n),
-    ``None`` for one split) and ``splits`` (how many succeeded). HMC diagnostics also get their
+    ``None`` for one split) and ``splits`` (how many succeeded); a figure missing (or None) on
+    some splits is averaged over the others, and ``<key>_splits`` says over how many. HMC diagnostics also get their
     worst case over splits: ``rhat_max_max``, ``ess_min_min``, ``divergences_sum``. Failed splits are listed in
     ``errors``; when all failed the result is ``{"error": first message, "splits": 0}``."""
     ok = [m for m in per_split if "error" not in m]
@@ -28,11 +29,13 @@ def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         return {"error": failed[0] if failed else "no splits ran", "splits": 0}
     out: dict[str, Any] = {}
-    keys = [k for k in ok[0] if k not in _NOT_AVERAGED]
+    keys = [k for k in dict.fromkeys(k for m in ok for k in m) if k not in _NOT_AVERAGED]
     for key in keys:
-        values = [m.get(key) for m in ok]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        values = [m[key] for m in ok if key in m and m[key] is not None]
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
+        if len(values) < len(ok):
+            out[f"{key}_splits"] = len(values)  # e.g. w2_to_reference: only where HMC mixed
         vals = [float(v) for v in values]
         n = len(vals)
         mean = sum(vals) / n
@@ -81,6 +84,7 @@ def run_uci(
     hidden = tuple(hidden) if hidden is not None else (uci.n_hidden,)
     per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     first: dict[str, MethodResult] = {}
+    judged: tuple[dict[str, MethodResult], Any] | None = None  # the first split where HMC mixed, and its data
     references: list[dict[str, Any]] = []
     fit_kw = dict(hidden=hidden, epochs=epochs, noise=noise, noise_std=noise_std)
     for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
@@ -89,10 +93,14 @@ def run_uci(
                                         seed=seed + k, **fit_kw)
         if "hmc" in results:
             references.append(add_reference_distances(results, "test", target_scale(split)))
+            if judged is None and references[-1]["ok"]:
+                judged = (results, split)
         for name, res in results.items():
             per_method[name].append(res.metrics)
         if k == 0:
             first = results
     metrics = {name: aggregate(ms) for name, ms in per_method.items()}
-    study = uci_study(metrics, references, first, uci.split(0), factory, stage_dir, seed, **fit_kw)
+    study = None
+    if "hmc" in first:
+        study = uci_study(metrics, references, judged, factory, stage_dir, seed, **fit_kw)
     return metrics, first, study
