@@ -38,6 +38,7 @@ OPTIMIZERS = {"adam": {}, "adam-foreach": {"foreach": True}, "adam-fused": {"fus
 """``--optimizer`` choices: keyword arguments of ``torch.optim.Adam(lr=1e-3)``, the same for every net of a
 table. "adam" is PyTorch's default, which on CPU loops over the parameter tensors one at a time."""
 
+
 def _vbayes_layer(kind: str, op: type[nn.Module]) -> type[nn.Module]:
     """The vbayes layer of ``kind`` ("vbayes reparam" / "vbayes flipout" / "vbayes lrt") for ``op``."""
     return layer_class(kind.split()[-1], op)
