@@ -205,3 +205,7 @@ def test_run_uq_on_uci_judges_only_the_mixed_splits(tmp_path) -> None:
     rms = float(_quantiles().square().mean().sqrt())
     assert metrics["bbb"]["w2_to_reference"] == pytest.approx(0.4 * rms, rel=1e-6)
     assert found["region"] == "on the test inputs" and found["ensembles"]["seeds"] == 5
+    from vbayes.studies.uq.study_report import findings_text, study_rows
+
+    assert "gap ratio" not in study_rows(metrics)[0] and "W2 to HMC" in study_rows(metrics)[0]
+    assert "uncertainty on the test inputs move" in dict(findings_text(found))["'Ensembles are unpredictable'"]

@@ -13,9 +13,9 @@ CLAIMS = (
     ("structure", "Structure is not necessarily helpful",
      "Is MVG (a structured, matrix-variate posterior) closer to HMC than mean-field BBB?"),
     ("ensembles", "Ensembles are unpredictable",
-     "How much does the ensemble's uncertainty in the gap move from one seed to the next, next to HMC's?"),
+     "How much does the ensemble's uncertainty {where} move from one seed to the next, next to HMC's?"),
     ("gaussian", "Don't trust the Gaussian",
-     "Is HMC's own predictive of f(x) in the gap close to a Gaussian with the same mean and variance?"),
+     "Is HMC's own predictive of f(x) {where} close to a Gaussian with the same mean and variance?"),
 )
 
 INTRO = (
@@ -34,7 +34,8 @@ def study_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]
     keys = (("w2_to_reference", "W2 to HMC"), ("gap_epistemic_ratio", "gap ratio"),
             ("extrapolation_epistemic_ratio", "beyond-data ratio"), ("nll", "test NLL"), ("picp95", "PICP 95%"),
             ("miscalibration_area", "miscal. area"))
-    return [{"method": display(k), **{label: metrics[k].get(key) for key, label in keys}} for k in names]
+    present = [(key, label) for key, label in keys if any(isinstance(metrics[k].get(key), float) for k in names)]
+    return [{"method": display(k), **{label: metrics[k].get(key) for key, label in present}} for k in names]
 
 
 def findings_text(found: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -43,9 +44,10 @@ def findings_text(found: Mapping[str, Any]) -> list[tuple[str, str]]:
     if "verdict" in found:
         return [("The study cannot judge", f"{found['verdict']}.")]
     out = [("The HMC reference", f"{ref.get('reason')}.")]
+    where = found.get("region", "in the gap")
     for key, claim, question in CLAIMS:
         finding = found.get(key, {})
-        out.append((f"'{claim}'", f"{question} Measured: {finding.get('verdict', 'not computed')}."))
+        out.append((f"'{claim}'", f"{question.format(where=where)} Measured: {finding.get('verdict', 'not computed')}."))
     return out
 
 
@@ -57,8 +59,8 @@ def add_study_sections(report: Any, found: Mapping[str, Any], metrics: Mapping[s
     rows = study_rows(metrics)
     if rows:
         report.add_table("Distance to the HMC predictive", rows,
-                         caption="Closest first. W2 in standardised units (training targets' std); the ratios are "
-                         "the epistemic std in the gap / beyond the data over that at the training inputs.",
+                         caption="Closest first. W2 in standardised units (training targets' std); the ratios (1-D "
+                         "toys) are the epistemic std in the gap / beyond the data over that at the training inputs.",
                          highlight={"W2 to HMC": "min"})
     for heading, text in findings_text(found):
         report.add_text(heading, text)
