@@ -12,7 +12,8 @@ import torch
 from vbayes.methods.predictive import RegressionPrediction
 from vbayes.studies.uq.experiment import run_uq
 from vbayes.studies.uq.findings import (MAX_RHAT, add_reference_distances, calibration_finding, ensembles_finding,
-                                        findings, gaussian_finding, in_gap, reference_check, structure_finding)
+                                        findings, gaussian_finding, in_gap, null_ks, reference_check,
+                                        structure_finding)
 from vbayes.studies.uq.pipeline import MethodResult
 
 S, M = 4000, 30
@@ -96,6 +97,13 @@ def test_gaussian_finding_tells_a_bimodal_reference_from_a_gaussian_one() -> Non
     # two narrow modes at +-2: a Gaussian with their variance puts its 95% interval around both (coverage 1)
     assert bimodal["verdict"].startswith("not Gaussian") and bimodal["ks_mean"] > 0.1
     assert bimodal["coverage95_mean"] == 1.0
+
+
+def test_null_ks_matches_lilliefors_critical_value() -> None:
+    # Lilliefors (1967): the 5% critical value of the KS distance to a moment-matched Gaussian is
+    # about 0.886 / sqrt(n) for large n; 400 replicates give its 95th percentile to about 5-10%
+    mean, q95 = null_ks(500)
+    assert abs(q95 * math.sqrt(500) - 0.886) < 0.09 and mean < q95
 
 
 def test_findings_cannot_judge_without_a_mixed_reference() -> None:
