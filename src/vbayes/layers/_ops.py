@@ -16,7 +16,7 @@ from torch.nn.modules.utils import _ntuple, _reverse_repeat_tuple
 
 from vbayes.layers._fused import flip_signs
 from vbayes.layers._variational import DEFAULT_POSTERIOR_STD, VariationalLayer
-from vbayes.layers.base import check_features_input, check_positive_ints, shape_text
+from vbayes.layers.base import check_conv_channels, check_features_input, check_positive_ints, shape_text
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -61,10 +61,7 @@ class _ConvBase(VariationalLayer):
                  posterior_std_init: float = DEFAULT_POSTERIOR_STD, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        check_positive_ints(name, in_channels=in_channels, out_channels=out_channels, groups=groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                             f"must be divisible by groups ({groups})")
+        check_conv_channels(name, in_channels, out_channels, groups)
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"{name}: unknown padding_mode {padding_mode!r}")
         if self._transposed and padding_mode != "zeros":

@@ -122,6 +122,16 @@ def check_positive_ints(owner: str, **sizes: object) -> None:
             raise ValueError(f"{owner}: {arg} must be a positive int, got {value!r}")
 
 
+def check_conv_channels(owner: str, in_channels: object, out_channels: object, groups: object) -> None:
+    """Raise ``ValueError`` unless the channel counts and ``groups`` are positive ints and both
+    channel counts are divisible by ``groups`` (the sizes of a convolution)."""
+    check_positive_ints(owner, in_channels=in_channels, out_channels=out_channels, groups=groups)
+    assert isinstance(in_channels, int) and isinstance(out_channels, int) and isinstance(groups, int)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{owner}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                         f"must be divisible by groups ({groups})")
+
+
 def check_features_input(owner: str, x: object, in_features: int) -> None:
     """Raise for an input of a dense layer that is not a Tensor ``(*, in_features)``."""
     if not isinstance(x, Tensor):

@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from vbayes.layers.base import BayesianModule, check_features_input, check_positive_ints, shape_text
+from vbayes.layers.base import (BayesianModule, check_conv_channels, check_features_input, check_positive_ints,
+                               shape_text)
 
 __all__ = ["LinearSVD", "Conv2dSVD", "kl_molchanov", "kl_kingma", "KL_APPROXIMATIONS",
            "K1", "K2", "K3", "C1", "C2", "C3"]
@@ -265,10 +266,7 @@ class Conv2dSVD(_SVDLayer):
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        check_positive_ints(name, in_channels=in_channels, out_channels=out_channels, groups=groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                             f"must be divisible by groups ({groups})")
+        check_conv_channels(name, in_channels, out_channels, groups)
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         for arg, value in (("kernel_size", self.kernel_size), ("stride", self.stride), ("dilation", self.dilation)):
             if len(value) != 2 or not all(isinstance(v, int) and v >= 1 for v in value):
