@@ -155,12 +155,35 @@ def test_uci_summary_against_the_published_boston_rows() -> None:
         (["--data", "toy-gap", "--methods", "bbb,magic"], "unknown method 'magic'"),
         (["--data", "uci"], "--data-dir"),
         (["--data", "toy-gap", "--splits", "2"], "--splits applies"),
+        (["--data", "toy-gap", "--methods", "pbp", "--option", "bbb.lr=0.1"], "'bbb' is not among --methods"),
+        (["--data", "toy-gap", "--methods", "pbp", "--option", "pbp.nosuch=1"], "unknown option(s) nosuch"),
+        (["--data", "toy-gap", "--methods", "pbp", "--option", "pbp.epochs=0"], "pbp.epochs must be an integer"),
+        (["--data", "toy-gap", "--methods", "pbp", "--option", "pbp.n_samples=abc"], "n_samples must be an integer"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, argv, message) -> None:
     assert main(["uq", *argv, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_option_without_a_method_key_value_shape_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["uq", "--data", "toy-gap", "--methods", "pbp", "--option", "pbp.epochs", "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2 and "expected METHOD.KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_method_options_reach_their_method_only(tmp_path: Path) -> None:
+    # pbp's steps count single-example ADF updates: 2 epochs over toy-gap's 40 points are 80; n_samples=1 is
+    # PBP's exact single Gaussian (no epistemic rows); the other method keeps its defaults
+    out = tmp_path / "run"
+    assert main(["uq", "--data", "toy-gap", "--methods", "pbp,output", "--option", "pbp.epochs=2", "pbp.n_samples=1",
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pbp"]["steps"] == 80 and metrics["pbp"]["gap_epistemic_ratio"] is None
+    assert metrics["output"]["steps"] != 80
 
 
 def test_wrong_uci_layout_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from typing import Any
 
 from vbayes.cli.config import repeat_command
 from vbayes.cli.commands._common import add_run_args, positive_float, positive_int, prepare_out, widths
+from vbayes.errors import VBayesError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,9 +35,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--noise-std", type=positive_float, default=None, metavar="STD",
                         help="the known noise std with --noise fixed, else the learned noise's initial value; in "
                         "the targets' units")
+    parser.add_argument("--option", dest="method_option", nargs="+", type=method_option, default=None,
+                        metavar="METHOD.KEY=VALUE",
+                        help="a method's own option, e.g. pbp.epochs=400 mvg.pseudo_data=5 bbh.kl_estimator=nn "
+                        "(VALUE read as JSON when it parses, else as text; see each method's options)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_run_args(parser, default_out="runs/uq", resumable=True)
     parser.set_defaults(func=run)
+
+
+def method_option(text: str) -> str:
+    """argparse type of ``--option``: the text ``METHOD.KEY=VALUE``, checked for its shape."""
+    name, sep, _ = text.partition("=")
+    method, dot, key = name.partition(".")
+    if not (sep and dot and method and key):
+        raise argparse.ArgumentTypeError(f"expected METHOD.KEY=VALUE (e.g. pbp.epochs=400), got {text!r}")
+    return text
+
+
+def method_options(texts: list[str] | None, methods: list[str], task: str) -> dict[str, dict[str, Any]]:
+    """``{method: {key: value}}`` from ``--option`` texts; each VALUE is JSON when it parses
+    (``5``, ``0.1``, ``true``, ``null``), else the text. Every option is checked now, by building
+    the method for ``task``: a method not among ``methods`` or an unknown or bad option raises
+    :class:`VBayesError` before anything runs."""
+    from vbayes.methods import get_method
+
+    out: dict[str, dict[str, Any]] = {}
+    for text in texts or []:
+        name, _, raw = text.partition("=")
+        method, _, key = name.partition(".")
+        if method not in methods:
+            raise VBayesError(f"--option {text}: {method!r} is not among --methods ({', '.join(methods)})")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(method, {})[key] = value
+    for method, options in out.items():
+        epochs = options.get("epochs")
+        if "epochs" in options and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise VBayesError(f"--option {method}.epochs must be an integer >= 1, got {epochs!r}")
+        get_method(method, task=task, **{k: v for k, v in options.items() if k != "epochs"})
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,14 +84,17 @@ def run(args: argparse.Namespace) -> int:
     from vbayes.studies.uq.experiment import REGRESSION_SETS, load_experiment_data
     from vbayes.studies.uq.pipeline import resolve_methods
 
-    from vbayes.errors import VBayesError
 
     if resolve_device(args.device).type != "cpu":
         raise VBayesError("vbayes uq runs on the CPU only (the inference methods take no device); drop --device")
     methods = resolve_methods(args.methods)
     if args.noise == "fixed" and args.noise_std is None:
         raise VBayesError("--noise fixed needs --noise-std (the known noise std, in the targets' units)")
-    load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
+    loaded = load_experiment_data(args.data, args.seed, args.data_dir)  # bad data fails before --out is touched
+    from vbayes.data.tabular import ClassificationData
+
+    task = "classification" if isinstance(loaded, ClassificationData) else "regression"
+    options = method_options(args.method_option, methods, task)
     if (args.noise or args.noise_std) and args.data not in (*REGRESSION_SETS, 'uci'):
         raise VBayesError(f"--noise and --noise-std apply to regression data ({', '.join((*REGRESSION_SETS, 'uci'))})")
     from vbayes.cli.runs import STAGES, stage_run
@@ -63,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = run_uq(
             args.data, methods, staged.staging, data_dir=args.data_dir, splits=args.splits, epochs=args.epochs,
             seed=args.seed, hidden=args.hidden, progress=not args.no_progress, noise=args.noise,
-            noise_std=args.noise_std, command=command, stage_dir=staged.staging / STAGES,
+            noise_std=args.noise_std, command=command, stage_dir=staged.staging / STAGES, method_options=options,
         )
     found = metrics.pop("findings", None)
     failed = [k for k, m in metrics.items() if "error" in m]

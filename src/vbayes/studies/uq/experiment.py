@@ -77,8 +77,13 @@ def run_uq(
     noise: str | None = None,
     noise_std: float | None = None,
     stage_dir: str | os.PathLike[str] | None = None,
+    method_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the comparison and write ``out/metrics.json``, ``out/figures/*.png`` and ``out/report.html``.
+
+    ``method_options`` maps a method name to its options (``vbayes uq --option NAME.KEY=VALUE``),
+    e.g. ``{"pbp": {"epochs": 400}, "mvg": {"pseudo_data": 5}}``; ``epochs`` there overrides the
+    run's ``epochs`` for that method.
 
     Returns what ``metrics.json`` holds: the metrics (method name -> figures) and, when ``hmc``
     is among the methods of a regression run, ``"findings"``: the quality-of-uncertainty study
@@ -93,7 +98,7 @@ def run_uq(
     loaded = load_experiment_data(data, seed, data_dir)
     config = {"data": data, "methods": list(methods), "epochs": epochs if epochs is not None else "method default",
               "seed": seed, "hidden": list(hidden or (50,)), "noise": noise or "method default",
-              "noise_std": noise_std}
+              "noise_std": noise_std, "method_options": dict(method_options or {})}
     if data == "uci":
         from vbayes.studies.uq.uci import run_uci
 
@@ -102,12 +107,14 @@ def run_uq(
             raise VBayesError(f"--splits {n} but {loaded.name} has only {loaded.n_splits} splits")
         config.update(data_dir=str(data_dir), uci_set=loaded.name, splits=n, hidden=list(hidden or (loaded.n_hidden,)))
         metrics, first, study = run_uci(loaded, methods, factory, splits=n, epochs=epochs, seed=seed, hidden=hidden,
-                                        progress=progress, noise=noise, noise_std=noise_std, stage_dir=stage_dir)
+                                        progress=progress, noise=noise, noise_std=noise_std, stage_dir=stage_dir,
+                                        method_options=method_options)
         title = f"Uncertainty: UCI {loaded.name}"
     else:
         if splits is not None:
             raise VBayesError("--splits applies to --data uci only")
-        kw = {"hidden": tuple(hidden) if hidden else (50,), "epochs": epochs, "seed": seed}
+        kw = {"hidden": tuple(hidden) if hidden else (50,), "epochs": epochs, "seed": seed,
+              "method_options": method_options}
         if isinstance(loaded, RegressionData):
             kw.update(noise=noise, noise_std=noise_std)
         elif noise or noise_std:

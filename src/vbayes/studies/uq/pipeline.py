@@ -151,6 +151,7 @@ def fit_regression(
         inputs["extrapolation"] = torch.tensor(data.meta["extrapolation"], dtype=torch.float32)[:, None]
     inputs.update(extra_inputs or {})
     options = dict(options or {})
+    epochs = options.pop("epochs", epochs)  # a per-method epochs (--option NAME.epochs=E) wins
     if noise is not None:
         options.setdefault("noise", noise)
     if noise_std is not None:
@@ -201,11 +202,13 @@ def fit_classification(
     Tabular inputs are standardised on the training split; image pixels stay in [0, 1].
     """
     factory = factory or default_factory()
+    options = dict(options or {})
+    epochs = options.pop("epochs", epochs)  # a per-method epochs (--option NAME.epochs=E) wins
     scale = data.image_shape is None
     x_sc = Standardizer.fit(data.x_train) if scale else None
     tf = (lambda x: x_sc.transform(x)) if x_sc is not None else (lambda x: x.float())  # noqa: E731
     kwargs = dict(task="classification", n_classes=data.n_classes, hidden=tuple(hidden), epochs=epochs,
-                  seed=seed, **(options or {}))
+                  seed=seed, **options)
     try:
         method, fit_s = _fit(factory, name, tf(data.x_train), data.y_train, kwargs)
         info = dict(getattr(method, "info", {}) or {})

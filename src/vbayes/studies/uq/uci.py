@@ -68,11 +68,13 @@ def run_uci(
     noise: str | None = None,
     noise_std: float | None = None,
     stage_dir: Any = None,
-) -> tuple[dict[str, dict[str, Any]], dict[str, MethodResult]]:
+    method_options: dict[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, MethodResult], dict[str, Any] | None]:
     """Run ``methods`` on the first ``splits`` standard splits (all when ``None``).
 
     Hidden width defaults to the protocol's (``n_hidden.txt``, one layer); the seed of split k
-    is ``seed + k``. With ``stage_dir`` each method's result on each split is kept there
+    is ``seed + k``; ``method_options`` as in :func:`~vbayes.studies.uq.run_uq`. With
+    ``stage_dir`` each method's result on each split is kept there
     (``split<k>-<method>.pt``) and not fitted again. Returns ``(metrics, first_split_results, study)``: per-method aggregates
     (see :func:`aggregate`), the full results of split 0 (kept for calibration plots) and, when
     ``hmc`` is among the methods, the quality-of-uncertainty findings
@@ -86,7 +88,7 @@ def run_uci(
     first: dict[str, MethodResult] = {}
     judged: tuple[dict[str, MethodResult], Any] | None = None  # the first split where HMC mixed, and its data
     references: list[dict[str, Any]] = []
-    fit_kw = dict(hidden=hidden, epochs=epochs, noise=noise, noise_std=noise_std)
+    fit_kw = dict(hidden=hidden, epochs=epochs, noise=noise, noise_std=noise_std, method_options=method_options)
     for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
         split = uci.split(k)
         results = run_methods_in_stages(methods, split, factory, stage_dir, f"split{k}-", progress=progress,
