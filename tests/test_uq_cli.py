@@ -159,6 +159,8 @@ def test_uci_summary_against_the_published_boston_rows() -> None:
         (["--data", "toy-gap", "--methods", "pbp", "--option", "pbp.nosuch=1"], "unknown option(s) nosuch"),
         (["--data", "toy-gap", "--methods", "pbp", "--option", "pbp.epochs=0"], "pbp.epochs must be an integer"),
         (["--data", "toy-gap", "--methods", "pbp", "--option", "pbp.n_samples=abc"], "n_samples must be an integer"),
+        (["--data", "moons", "--methods", "vd", "--option", "vd.variant=magic"], "variant must be one of"),
+        (["--data", "toy-gap", "--methods", "bbalpha", "--option", "bbalpha.alpha=2"], "alpha must be in (0, 1]"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, argv, message) -> None:

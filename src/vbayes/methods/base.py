@@ -205,6 +205,7 @@ class Method(ABC):
         self.seed = int(seed)
         self.options: dict[str, Any] = {**self.defaults, **options}
         self._check_noise_options()
+        self._check_method_options()
         self.info: dict[str, Any] = {}
         self._fitted = False
         self._in_features: int | None = None
@@ -257,6 +258,10 @@ class Method(ABC):
     def _check_noise_options(self) -> None:
         if self.task == "regression" and "noise" in self.defaults:
             check_noise(self.options["noise"], self.options.get("noise_std"), self.name)
+
+    def _check_method_options(self) -> None:
+        """Raise :class:`VBayesError` for a bad value of a method's own option, at construction
+        (before any training); subclasses override it (nothing to check by default)."""
 
     def prior_std(self) -> float:
         """The ``prior_std`` option, or the task's default :data:`PRIOR_STD` when it is None."""

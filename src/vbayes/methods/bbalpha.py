@@ -57,6 +57,9 @@ class BBAlphaMethod(VariationalMethod):
     estimator: ClassVar[str] = "reparam"
     defaults: ClassVar[dict[str, Any]] = {**VariationalMethod.defaults, "alpha": 0.5, "train_samples": 10}
 
+    def _check_method_options(self) -> None:
+        self._alpha()
+
     def _alpha(self) -> float:
         try:
             alpha = float(self.options["alpha"])

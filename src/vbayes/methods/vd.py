@@ -105,6 +105,9 @@ class VDMethod(VariationalMethod):
     }
 
     # ----------------------------------------------------------------- options
+    def _check_method_options(self) -> None:
+        self._check_options()
+
     def _check_options(self) -> tuple[float, float, float]:
         """Validate the options before training; returns ``(kl_delay, kl_warmup, kl_weight)``."""
         opt = self.options
