@@ -50,17 +50,6 @@ def load_experiment_data(name: str, seed: int = 0, data_dir: str | os.PathLike[s
     return load(name, seed=seed)
 
 
-def _clean(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    def fix(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return json_ready(v)
-
-    return {k: fix(m) for k, m in metrics.items()}
-
-
 def run_uq(
     data: str,
     methods: Sequence[str],
@@ -126,8 +115,8 @@ def run_uq(
             study = toy_study(results, loaded, factory, stage_dir, seed, **fit_kw)
         metrics = {k: r.metrics for k, r in results.items()}
         title = f"Uncertainty: {data}"
-    metrics = _clean(metrics)
-    written = {**metrics, **({"findings": _clean({"findings": study})["findings"]} if study else {})}
+    metrics = json_ready(metrics)
+    written = {**metrics, **({"findings": json_ready(study)} if study else {})}
     write_json(out / "metrics.json", written)
     report = Report(title, subtitle=command)
     report.add_config(config)
@@ -172,7 +161,7 @@ def run_toy_comparison(
     results = run_methods_in_stages(names, loaded, factory, stage_dir, progress=progress, hidden=tuple(hidden),
                                     epochs=epochs, seed=seed, method_options=method_options, noise=noise,
                                     noise_std=noise_std)
-    metrics = _clean({k: r.metrics for k, r in results.items()})
+    metrics = json_ready({k: r.metrics for k, r in results.items()})
     if report is not None:
         report.add_section(f"Inference methods on {data}")
         add_regression_sections(report, loaded, results, metrics, truth=_truth(data), prefix="uq_")

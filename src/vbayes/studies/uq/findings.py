@@ -142,7 +142,8 @@ def ensembles_finding(seeds: Sequence[MethodResult], hmc: MethodResult, key: str
     values = [_epistemic_std(r.predictions[key].mu, mask) for r in seeds if r.ok]
     chains = chains_of(hmc, key)
     if len(values) < 2 or chains is None:
-        return {"verdict": f"cannot judge: {len(values)} ensemble seeds finished (needs 2 or more, {ENSEMBLE_SEEDS} planned)"}
+        return {"verdict": f"cannot judge: {len(values)} ensemble seeds finished "
+                           f"(needs 2 or more, {ENSEMBLE_SEEDS} planned)"}
     hmc_value = _epistemic_std(hmc.predictions[key].mu, mask)
     per_chain = [_epistemic_std(c, mask) for c in chains]
     cv, cv_hmc = _cv(values), _cv(per_chain)

@@ -31,7 +31,7 @@ DIAGNOSTICS = ("rhat_max", "ess_min", "divergences", "warmup_divergences", "acce
                "energy",  # bbalpha
                "objective", "objective_se", "sparsity", "compression",  # vd
                "nn_elbo", "kl_nn", "weight_spread", "weight_spread_init",  # bbh
-               "reverted_updates",)  # pbp
+               "reverted_updates")  # pbp
 
 
 def default_factory() -> MethodFactory:
@@ -109,11 +109,15 @@ def epistemic_ratio(at: RegressionPrediction, reference: RegressionPrediction) -
     return float(at.epistemic_var.sqrt().mean()) / ref
 
 
+def target_scaler(data: RegressionData) -> Standardizer:
+    """The standardisation :func:`fit_regression` applies to ``data``'s targets: the data's own
+    ``meta["y_scaler"]`` (UCI), else fitted on the training targets (population std)."""
+    return data.meta.get("y_scaler") or Standardizer.fit(data.y_train)
+
+
 def target_scale(data: RegressionData) -> float:
-    """The training targets' std that :func:`fit_regression` standardises ``data`` by (population
-    std, or the data's own ``meta["y_scaler"]``): the unit of "standardised" distances."""
-    scaler = data.meta.get("y_scaler") or Standardizer.fit(data.y_train)
-    return float(scaler.std.reshape(-1)[0])
+    """The training targets' std of :func:`target_scaler`: the unit of "standardised" distances."""
+    return float(target_scaler(data).std.reshape(-1)[0])
 
 
 def fit_regression(
@@ -144,7 +148,7 @@ def fit_regression(
     """
     factory = factory or default_factory()
     x_sc = data.meta.get("x_scaler") or Standardizer.fit(data.x_train)
-    y_sc = data.meta.get("y_scaler") or Standardizer.fit(data.y_train)
+    y_sc = target_scaler(data)
     inputs = {"train": data.x_train, **({"grid": data.x_grid} if data.x_grid is not None else {})}
     if "gap_middle" in data.meta:
         inputs["gap"] = torch.tensor([[float(data.meta["gap_middle"])]])

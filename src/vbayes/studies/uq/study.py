@@ -69,16 +69,15 @@ def uci_reference(per_split: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def uci_study(metrics: Mapping[str, Mapping[str, Any]], references: Sequence[Mapping[str, Any]],
-              judged: tuple[Mapping[str, MethodResult], RegressionData] | None, factory: MethodFactory | None,
+              judged: tuple[int, Mapping[str, MethodResult], RegressionData] | None, factory: MethodFactory | None,
               stage_dir: str | Path | None, seed: int, **kwargs: Any) -> dict[str, Any]:
     """The study on UCI: ``metrics`` are the means over splits (``w2_to_reference`` over the
-    splits where HMC mixed), ``references`` the check of each split, ``judged`` the results and
-    data of the first split where HMC mixed (None if none): the ensemble's seeds and the Gaussian
-    check use it."""
+    splits where HMC mixed), ``references`` the check of each split, ``judged`` the index, results
+    and data of the first split where HMC mixed (None if none): the ensemble's seeds and the
+    Gaussian check use it."""
     reference = uci_reference(references)
     if judged is None:
         return findings(metrics, reference, None, [], "test", None, {})
-    results, split = judged
-    k = references.index(next(r for r in references if r.get("ok")))
+    k, results, split = judged
     seeds = ensemble_seeds(results, split, factory, stage_dir, f"split{k}-", seed + k, **kwargs)
     return findings(metrics, reference, results["hmc"], seeds, "test", split.x_test, split.meta)

@@ -47,7 +47,8 @@ def findings_text(found: Mapping[str, Any]) -> list[tuple[str, str]]:
     where = found.get("region", "in the gap")
     for key, claim, question in CLAIMS:
         finding = found.get(key, {})
-        out.append((f"'{claim}'", f"{question.format(where=where)} Measured: {finding.get('verdict', 'not computed')}."))
+        verdict = finding.get("verdict", "not computed")
+        out.append((f"'{claim}'", f"{question.format(where=where)} Measured: {verdict}."))
     return out
 
 

@@ -21,9 +21,10 @@ _NOT_AVERAGED = {"error", "splits", "errors"}
 def aggregate(per_split: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean over splits of every numeric figure, with a ``<key>_se`` twin (sample std / sqrt(n),
     ``None`` for one split) and ``splits`` (how many succeeded); a figure missing (or None) on
-    some splits is averaged over the others, and ``<key>_splits`` says over how many. HMC diagnostics also get their
-    worst case over splits: ``rhat_max_max``, ``ess_min_min``, ``divergences_sum``. Failed splits are listed in
-    ``errors``; when all failed the result is ``{"error": first message, "splits": 0}``."""
+    some splits is averaged over the others, and ``<key>_splits`` says over how many. HMC
+    diagnostics also get their worst case over splits: ``rhat_max_max``, ``rhat_predictions_max``,
+    ``ess_min_min``, ``divergences_sum``. Failed splits are listed in ``errors``; when all failed
+    the result is ``{"error": first message, "splits": 0}``."""
     ok = [m for m in per_split if "error" not in m]
     failed = [m["error"] for m in per_split if "error" in m]
     if not ok:
@@ -74,10 +75,10 @@ def run_uci(
 
     Hidden width defaults to the protocol's (``n_hidden.txt``, one layer); the seed of split k
     is ``seed + k``; ``method_options`` as in :func:`~vbayes.studies.uq.run_uq`. With
-    ``stage_dir`` each method's result on each split is kept there
-    (``split<k>-<method>.pt``) and not fitted again. Returns ``(metrics, first_split_results, study)``: per-method aggregates
-    (see :func:`aggregate`), the full results of split 0 (kept for calibration plots) and, when
-    ``hmc`` is among the methods, the quality-of-uncertainty findings
+    ``stage_dir`` each method's result on each split is kept there (``split<k>-<method>.pt``)
+    and not fitted again. Returns ``(metrics, first_split_results, study)``: per-method
+    aggregates (see :func:`aggregate`), the full results of split 0 (kept for calibration plots)
+    and, when ``hmc`` is among the methods, the quality-of-uncertainty findings
     (:func:`~vbayes.studies.uq.study.uci_study`; else None).
     """
     n = uci.n_splits if splits is None else splits
@@ -86,7 +87,7 @@ def run_uci(
     hidden = tuple(hidden) if hidden is not None else (uci.n_hidden,)
     per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     first: dict[str, MethodResult] = {}
-    judged: tuple[dict[str, MethodResult], Any] | None = None  # the first split where HMC mixed, and its data
+    judged: tuple[int, dict[str, MethodResult], Any] | None = None  # the first split where HMC mixed
     references: list[dict[str, Any]] = []
     fit_kw = dict(hidden=hidden, epochs=epochs, noise=noise, noise_std=noise_std, method_options=method_options)
     for k in tqdm(range(n), desc=f"{uci.name} splits", disable=not progress):
@@ -96,7 +97,7 @@ def run_uci(
         if "hmc" in results:
             references.append(add_reference_distances(results, "test", target_scale(split)))
             if judged is None and references[-1]["ok"]:
-                judged = (results, split)
+                judged = (k, results, split)
         for name, res in results.items():
             per_method[name].append(res.metrics)
         if k == 0:
