@@ -178,6 +178,10 @@ def test_uci_reference_uses_the_splits_where_hmc_mixed() -> None:
     ref = uci_reference(refs)
     assert ref["ok"] and ref["splits_judged"] == [1, 2] and ref["rhat_predictions"] == 1.3
     assert "1.0080 on 2 of 3 splits" in ref["reason"] and "split(s) 0: R-hat 1.300" in ref["reason"]
+    # a split where HMC failed has no R-hat: the others' figures must not shift onto it
+    failed_first = uci_reference([{"ok": False, "rhat_predictions": None, "reason": "HMC failed"},
+                                  {"ok": True, "rhat_predictions": 1.002}, {"ok": True, "rhat_predictions": 1.009}])
+    assert "at most 1.0090 on 2 of 3 splits" in failed_first["reason"]
     none = uci_reference([{"ok": False, "rhat_predictions": 1.2}, {"ok": False, "rhat_predictions": 1.5}])
     assert not none["ok"] and "any of the 2 splits" in none["reason"] and "1.200" in none["reason"]
 

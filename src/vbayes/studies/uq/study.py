@@ -54,7 +54,8 @@ def uci_reference(per_split: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     good = [i for i, r in enumerate(per_split) if r.get("ok")]
     bad = [i for i in range(len(per_split)) if i not in good]
     if good:
-        reason = (f"R-hat on HMC's test predictions at most {max(rhats[i] for i in good):.4f} on "
+        judged = max(per_split[i]["rhat_predictions"] for i in good)
+        reason = (f"R-hat on HMC's test predictions at most {judged:.4f} on "
                   f"{len(good)} of {len(per_split)} splits; the distances average over those")
         if bad:
             reason += (f" (HMC did not mix on split(s) {', '.join(map(str, bad))}: R-hat "
