@@ -30,10 +30,12 @@ __all__ = [
     "kl_weight",
     "log_mean_exp",
     "importance_weighted_log_likelihood",
+    "normal_cdf",
 ]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 _LOG_2PI = math.log(2.0 * math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 
 def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
@@ -50,6 +52,12 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     """log p(x | logits) of independent Bernoulli pixels, summed per example: ``-bernoulli_nll``, ``(B,)`` nats."""
     return -bernoulli_nll(logits, x)
+
+
+def normal_cdf(z: Tensor) -> Tensor:
+    """Standard normal CDF, elementwise, by ``erfc``: accurate in the lower tail, where
+    ``torch.special.ndtr`` and ``(1 + erf) / 2`` round to 0 below about -8."""
+    return 0.5 * torch.erfc(z * -_INV_SQRT_2)
 
 
 def gaussian_nll(mean: Tensor, std: Tensor | float, x: Tensor) -> Tensor:

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from vbayes.losses import normal_cdf
+
 ROBUST_ALPHA = 30.0
 """Below ``alpha = m / sqrt(v) <= -30`` the ReLU's inverse Mills ratio ``phi(alpha) / Phi(alpha)`` is
 replaced by its asymptotic series ``-alpha - 1/alpha + 2/alpha^3`` (the reference's safe branch)."""
 MIN_VARIANCE = 1e-100
 """An ADF update that leaves a weight variance at or below this (or a NaN) is reverted."""
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 
 @dataclass
@@ -78,12 +79,6 @@ class PriorSites:
     skipped: int = field(default=0)
 
 
-def _ndtr(x: Tensor) -> Tensor:
-    """Standard normal CDF by ``erfc`` (accurate in the lower tail, where ``torch.special.ndtr``
-    and ``(1 + erf) / 2`` round to 0 below about -8)."""
-    return 0.5 * torch.erfc(x * -_INV_SQRT_2)
-
-
 def relu_moments(m: Tensor, v: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """Mean and variance of ``max(0, a)`` for ``a ~ N(m, v)`` elementwise (any shape, v > 0).
 
@@ -94,13 +89,13 @@ def relu_moments(m: Tensor, v: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ..
     """
     s = v.sqrt()
     alpha = m / s
-    cdf = _ndtr(alpha)
+    cdf = normal_cdf(alpha)
     pdf = torch.exp(-0.5 * alpha * alpha) * _INV_SQRT_2PI
     robust = alpha <= -ROBUST_ALPHA
     gamma = torch.where(robust, -alpha - 1.0 / alpha + 2.0 / alpha**3, pdf / torch.where(robust, 1.0, cdf))
     aux = m + s * gamma
     mean = cdf * aux
-    var = mean * aux * _ndtr(-alpha) + cdf * v * (1.0 - gamma * (gamma + alpha))
+    var = mean * aux * normal_cdf(-alpha) + cdf * v * (1.0 - gamma * (gamma + alpha))
     return mean, var, (s, alpha, cdf, pdf, mean)
 
 
@@ -112,7 +107,7 @@ def relu_backward(g_mean: Tensor, g_var: Tensor, cache: tuple[Tensor, ...]) -> t
     ``dvar/dv = Phi - mean phi / sqrt v``.
     """
     s, alpha, cdf, pdf, mean = cache
-    g_m = g_mean * cdf + g_var * (2.0 * mean) * _ndtr(-alpha)
+    g_m = g_mean * cdf + g_var * (2.0 * mean) * normal_cdf(-alpha)
     g_v = g_mean * pdf / (2.0 * s) + g_var * (cdf - mean * pdf / s)
     return g_m, g_v
 

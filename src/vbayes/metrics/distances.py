@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from vbayes.errors import VBayesError
+from vbayes.losses import normal_cdf
 
 
 def _columns(samples: Tensor, name: str) -> Tensor:
@@ -47,10 +48,6 @@ def wasserstein_samples(a: Tensor, b: Tensor, p: float = 2.0) -> Tensor:
     return (widths[:, None] * gap).sum(0) ** (1.0 / p)
 
 
-def _normal_cdf(z: Tensor) -> Tensor:
-    return 0.5 * torch.erfc(-z / math.sqrt(2.0))
-
-
 def ks_to_normal(samples: Tensor) -> Tensor:
     """Kolmogorov-Smirnov distance ``sup_x |F_S(x) - Phi((x - m) / s)|`` per column ``(M,)``
     between the empirical CDF of ``samples`` ``(S, M)`` and the Gaussian with the samples' own
@@ -60,7 +57,7 @@ def ks_to_normal(samples: Tensor) -> Tensor:
     n = x.shape[0]
     m, s = x.mean(0), x.std(0, unbiased=False)
     z = (x.sort(0).values - m) / torch.where(s > 0, s, torch.ones_like(s))
-    cdf = _normal_cdf(z)
+    cdf = normal_cdf(z)
     k = torch.arange(1, n + 1, dtype=torch.float64)[:, None]
     dist = torch.maximum(k / n - cdf, cdf - (k - 1) / n).max(0).values
     return torch.where(s > 0, dist, torch.zeros_like(dist))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vbayes.losses import normal_cdf
 from vbayes.methods.predictive import RegressionPrediction
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -34,10 +35,6 @@ def _unpack(pred: RegressionPrediction, y: Tensor) -> tuple[Tensor, Tensor, Tens
     if not bool((sigma > 0).all()):
         raise ValueError("prediction: every sigma must be > 0")
     return mu, sigma, y
-
-
-def _normal_cdf(z: Tensor) -> Tensor:
-    return 0.5 * torch.erfc(-z / math.sqrt(2.0))
 
 
 def _normal_pdf(z: Tensor) -> Tensor:
@@ -70,7 +67,7 @@ def nll(pred: RegressionPrediction, y: Tensor) -> float:
 def _abs_moment(m: Tensor, s: Tensor) -> Tensor:
     """``E|X|`` for ``X ~ N(m, s^2)`` (folded-normal mean)."""
     z = m / s
-    return s * 2 * _normal_pdf(z) + m * (2 * _normal_cdf(z) - 1)
+    return s * 2 * _normal_pdf(z) + m * (2 * normal_cdf(z) - 1)
 
 
 #: above this many components, E|X - X'| uses the pairs of an evenly strided subset of them
@@ -115,7 +112,7 @@ def crps(pred: RegressionPrediction, y: Tensor) -> float:
 def mixture_cdf(pred: RegressionPrediction, y: Tensor) -> Tensor:
     """``(N,)`` probability integral transform ``F(y_n)`` of each target under its mixture."""
     mu, sigma, y = _unpack(pred, y)
-    return _normal_cdf((y - mu) / sigma).mean(0)
+    return normal_cdf((y - mu) / sigma).mean(0)
 
 
 def mixture_quantile(pred: RegressionPrediction, q: float, tol: float = 1e-10, max_iter: int = 100) -> Tensor:
@@ -135,7 +132,7 @@ def mixture_quantile(pred: RegressionPrediction, q: float, tol: float = 1e-10, m
     x = comp.mean(0)
     for _ in range(max_iter):
         u = (x - mu) / sigma
-        err = _normal_cdf(u).mean(0) - q
+        err = normal_cdf(u).mean(0) - q
         if float(err.abs().max()) < tol:
             break
         lo = torch.where(err < 0, x, lo)
